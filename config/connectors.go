@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -62,9 +63,6 @@ func (l *loader) connectors(n *node) {
 		if c.Type == "" {
 			l.errorf(joinPath(p, "type"), "missing (expected a connector type such as serial or mqtt, got nothing)")
 		}
-		if c.ID == "" && c.Name != "" {
-			c.ID = DeriveConnectorID(c.Name)
-		}
 		if c.ID != "" {
 			if first, dup := ids[c.ID]; dup {
 				l.errorf(joinPath(p, "id"), "duplicate connector id (expected an id not used by "+
@@ -72,6 +70,9 @@ func (l *loader) connectors(n *node) {
 			} else {
 				ids[c.ID] = p
 			}
+		} else if c.Name != "" {
+			// Unique names give unique ids; a repeated name is reported above.
+			c.ID = DeriveConnectorID(c.Name)
 		}
 		if c.Configuration != "" {
 			c.Path = resolve(l.gw.Dir, c.Configuration)
@@ -93,14 +94,14 @@ func (l *loader) connectors(n *node) {
 			if !filepath.IsAbs(display) {
 				display = filepath.Join(filepath.Dir(l.file), display)
 			}
-			data, err := os.ReadFile(c.Path)
+			data, err := readRegular(c.Path)
 			if err != nil {
 				// Reported against the entry that names the file.
 				l.errs = append(l.errs, &Error{File: l.file, Path: joinPath(p, "configuration"), Err: err,
-					Msg: fmt.Sprintf("cannot read connector file (expected a file at %s, got %q)", c.Path, errText(err))})
+					Msg: fmt.Sprintf("cannot read connector file (expected a file at %s, got %q)", showPath(c.Path), errText(err))})
 				continue
 			}
-			tree, raw, perr := parseConnectorFile(display, data)
+			tree, raw, perr := parseConnectorFile(showPath(display), data)
 			if perr != nil {
 				l.errs = append(l.errs, perr)
 				continue
@@ -139,6 +140,22 @@ func (l *loader) connectorKeys(c *Connector, tree *node, file, path string) {
 	l.warns = append(l.warns, w.warns...)
 }
 
+// errNotRegular is the cause when a configuration path names a directory or a
+// device: reading /dev/zero or a FIFO would never end.
+var errNotRegular = errors.New("not a regular file")
+
+// readRegular reads a regular file.
+func readRegular(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &os.PathError{Op: "read", Path: path, Err: errNotRegular}
+	}
+	return os.ReadFile(path)
+}
+
 // parseConnectorFile parses a connector file's content, named display in errors.
 // It must be a JSON object.
 func parseConnectorFile(display string, data []byte) (*node, json.RawMessage, *Error) {
@@ -158,11 +175,11 @@ func parseConnectorFile(display string, data []byte) (*node, json.RawMessage, *E
 // Errors are *Errors naming path, with line and column for syntax errors. The
 // gateway uses it to reload a connector file that changed.
 func LoadConnectorFile(path string) (json.RawMessage, error) {
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path)
 	if err != nil {
-		return nil, &Errors{List: []*Error{{File: path, Msg: "cannot read file: " + errText(err), Err: err}}}
+		return nil, &Errors{List: []*Error{{File: showPath(path), Msg: "cannot read file: " + errText(err), Err: err}}}
 	}
-	_, raw, perr := parseConnectorFile(path, data)
+	_, raw, perr := parseConnectorFile(showPath(path), data)
 	if perr != nil {
 		return nil, &Errors{List: []*Error{perr}}
 	}

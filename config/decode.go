@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // walker fills typed structs from a tree, checks types, and collects errors and
@@ -51,11 +52,27 @@ func describe(n *node) string {
 	return "an array"
 }
 
+// joinPath appends key to a key path. Keys that would make the path ambiguous or
+// span lines (dots, spaces, control characters) are quoted.
 func joinPath(path, key string) string {
+	if key == "" || strings.ContainsFunc(key, func(r rune) bool {
+		return r == '.' || r == '[' || r == '"' || !unicode.IsGraphic(r) || unicode.IsSpace(r)
+	}) {
+		key = strconv.Quote(key)
+	}
 	if path == "" {
 		return key
 	}
 	return path + "." + key
+}
+
+// showPath returns a file path for a message: as it is, or quoted when it holds
+// characters that would break the one-line form of errors.
+func showPath(p string) string {
+	if strings.ContainsFunc(p, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return strconv.Quote(p)
+	}
+	return p
 }
 
 func indexPath(path string, i int) string {
@@ -109,6 +126,9 @@ func (w *walker) unknown(path, key string, fields []field) {
 	// Short keys get a stricter bound, so that "foo" does not suggest "qos".
 	best, bestD := "", min(3, len(key)/3+1)
 	for _, f := range fields {
+		if len(key) > 64 {
+			break // no key is that long; spare the quadratic distance
+		}
 		if d := editDistance(strings.ToLower(key), strings.ToLower(f.key)); d < bestD {
 			best, bestD = f.key, d
 		}
@@ -119,25 +139,31 @@ func (w *walker) unknown(path, key string, fields []field) {
 	w.warns = append(w.warns, Warning{File: w.file, Path: path, Msg: msg})
 }
 
-// editDistance is the Levenshtein distance between a and b, in bytes.
+// editDistance is the optimal string alignment distance between a and b, in
+// bytes: insertions, deletions, substitutions and transpositions of neighbours
+// ("prot" for "port") cost 1 each.
 func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }
 
 // str fills dst from a string node; null leaves dst as it is.

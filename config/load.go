@@ -64,34 +64,35 @@ func LoadWith(path string, opts LoadOptions) (*Gateway, []Warning, error) {
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, nil, &Errors{List: []*Error{{File: path, Msg: "cannot resolve path: " + err.Error(), Err: err}}}
+		return nil, nil, &Errors{List: []*Error{{File: showPath(path), Msg: "cannot resolve path: " + err.Error(), Err: err}}}
 	}
-	data, err := os.ReadFile(abs)
+	file := showPath(path)
+	data, err := readRegular(abs)
 	if err != nil {
-		return nil, nil, &Errors{List: []*Error{{File: path, Msg: "cannot read file: " + errText(err), Err: err}}}
+		return nil, nil, &Errors{List: []*Error{{File: file, Msg: "cannot read file: " + errText(err), Err: err}}}
 	}
 	var tree *node
 	var perr *Error
 	switch ext := strings.ToLower(filepath.Ext(abs)); ext {
 	case ".json":
-		tree, perr = parseJSON(path, data)
+		tree, perr = parseJSON(file, data)
 	case ".yaml", ".yml":
-		tree, perr = parseYAML(path, data)
+		tree, perr = parseYAML(file, data)
 	default:
-		return nil, nil, &Errors{List: []*Error{{File: path,
+		return nil, nil, &Errors{List: []*Error{{File: file,
 			Msg: "unsupported file extension (expected .json, .yaml or .yml, got " + strconv.Quote(ext) + ")"}}}
 	}
 	if perr != nil {
 		return nil, nil, &Errors{List: []*Error{perr}}
 	}
 
-	l := &loader{walker: walker{file: path}, gw: defaults(), env: map[string]string{}}
+	l := &loader{walker: walker{file: file}, gw: defaults(), env: map[string]string{}}
 	l.gw.Path, l.gw.Dir = abs, filepath.Dir(abs)
 	if tree.kind != kObject {
 		l.wrongType("", "an object with thingsboard, storage and connectors", tree)
-	} else {
-		l.main(tree)
+		return nil, nil, &Errors{List: l.errs}
 	}
+	l.main(tree)
 	l.applyEnv(getenv)
 	l.finish()
 	l.validate()
@@ -378,9 +379,21 @@ func (l *loader) at(path string) (file, p string) {
 	return l.file, path
 }
 
+// invalid records a problem with the value at path, unless the value already
+// had one (a value of the wrong type is not also reported as missing).
 func (l *loader) invalid(path, msg string) {
-	file, p := l.at(path)
-	l.errs = append(l.errs, &Error{File: file, Path: p, Msg: msg})
+	l.add(&Error{Msg: msg}, path)
+}
+
+// add records e against path (see at), unless there is an error there already.
+func (l *loader) add(e *Error, path string) {
+	e.File, e.Path = l.at(path)
+	for _, x := range l.errs {
+		if x.File == e.File && x.Path == e.Path {
+			return
+		}
+	}
+	l.errs = append(l.errs, e)
 }
 
 // checkRange reports v at path unless lo <= v <= hi.
@@ -419,10 +432,13 @@ func (l *loader) mustExist(path, file, what string) {
 	if file == "" {
 		return
 	}
-	if _, err := os.Stat(file); err != nil {
-		f, p := l.at(path)
-		l.errs = append(l.errs, &Error{File: f, Path: p, Err: err,
-			Msg: fmt.Sprintf("cannot read %s (expected a file at %s, got %q)", what, file, errText(err))})
+	fi, err := os.Stat(file)
+	if err == nil && !fi.Mode().IsRegular() {
+		err = errNotRegular
+	}
+	if err != nil {
+		l.add(&Error{Err: err,
+			Msg: fmt.Sprintf("cannot read %s (expected a file at %s, got %q)", what, showPath(file), errText(err))}, path)
 	}
 }
 
@@ -447,7 +463,9 @@ func (l *loader) validate() {
 	l.checkRange("thingsboard.statistics.customStatsSendPeriodInSeconds", tb.Statistics.CustomStatsSendPeriodInSeconds, 0, maxInt)
 	l.checkRange("thingsboard.checkingDeviceActivity.inactivityTimeoutSeconds", tb.CheckingDeviceActive.InactivityTimeoutSeconds, 1, maxInt)
 	l.checkRange("thingsboard.checkingDeviceActivity.inactivityCheckPeriodSeconds", tb.CheckingDeviceActive.InactivityCheckPeriodSeconds, 1, maxInt)
-	l.errs = append(l.errs, validateReportStrategy(l.file, "thingsboard.reportStrategy", &tb.ReportStrategy)...)
+	for _, e := range validateReportStrategy(l.file, "thingsboard.reportStrategy", &tb.ReportStrategy) {
+		l.add(e, e.Path)
+	}
 	if tb.DeviceFiltering.Enable {
 		if tb.DeviceFiltering.FilterFile == "" {
 			l.invalid("thingsboard.deviceFiltering.filterFile", "missing (expected a filter file when enable is true, got nothing)")
