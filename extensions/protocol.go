@@ -205,6 +205,10 @@ func orderedDatapoints(obj []byte) ([]connector.Datapoint, error) {
 		if err := v.UnmarshalJSON(raw); err != nil {
 			return nil, fmt.Errorf("%q: %w", k, err)
 		}
+		if v.Kind() == connector.KindFloat && !bytes.ContainsAny(raw, ".eE") {
+			// An integer too large for int64: keep its digits rather than round it.
+			v = connector.RawJSON(string(raw))
+		}
 		out = append(out, connector.Datapoint{Key: k, Value: v})
 	}
 	if _, err := dec.Token(); err != nil {

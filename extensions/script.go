@@ -111,9 +111,6 @@ func (s *Script) evalError(where string, err error, thread *starlark.Thread, fra
 				break
 			}
 		}
-		if i := len(ee.CallStack) - 1; i >= 0 && ee.CallStack[i].Pos.Filename() == "<builtin>" {
-			msg = ee.CallStack[i].Name + ": " + msg
-		}
 	}
 	if thread.ExecutionSteps() >= MaxSteps {
 		msg = fmt.Sprintf("stopped after %d steps (an endless loop?)", MaxSteps)
