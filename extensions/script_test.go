@@ -49,9 +49,9 @@ func TestExampleBinaryUplink(t *testing.T) {
 	if k := d.Telemetry[0].Values[1].Value.Kind(); k != connector.KindInt {
 		t.Errorf("battery kind = %v, want int", k)
 	}
-	_, err = u.Convert([]byte{0x01, '\n'})
+	_, err = u.Convert([]byte{0x01, '\r', '\n'})
 	want := filepath.Join("..", "examples", "extensions", "serial", "BinaryUplink.star")
-	if err == nil || !strings.HasPrefix(err.Error(), mustAbs(t, want)+":14:13: convert: fail: frame too short: 2 bytes, need 3 (frame 010a)") {
+	if err == nil || !strings.HasPrefix(err.Error(), mustAbs(t, want)+":24:13: convert: fail: expected 3 bytes before the delimiter, got 1 (frame 010d0a)") {
 		t.Errorf("short frame error = %v", err)
 	}
 }
