@@ -141,45 +141,75 @@ func (e *Engine) Filter(conn, dev *connector.ReportStrategy, d *connector.Conver
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	f := filterRun{e: e, d: d, conn: conn, dev: dev, now: now}
-	var out *connector.ConvertedData
+	// Pass 1 decides (and caches) every datapoint, recording the decisions in a
+	// bitset that lives on the stack for messages of up to 256 datapoints, so that
+	// a message where nothing or everything passes costs no allocation.
+	n := len(d.Attributes)
+	for i := range d.Telemetry {
+		n += len(d.Telemetry[i].Values)
+	}
+	var small [4]uint64
+	bits := small[:]
+	if n > len(small)*64 {
+		bits = make([]uint64, (n+63)/64)
+	}
+	k, kept := 0, 0
 	for i := range d.Telemetry {
 		te := &d.Telemetry[i]
-		inOut := out != nil
-		var vals []connector.Datapoint
 		for j := range te.Values {
-			keep := f.decide(false, &te.Values[j], te.TS)
-			switch {
-			case out == nil && keep:
-			case out == nil: // first datapoint dropped: copy what passed before it
-				out = &connector.ConvertedData{DeviceName: d.DeviceName, DeviceType: d.DeviceType}
-				out.Telemetry = append(out.Telemetry, d.Telemetry[:i]...)
-				vals = append(vals, te.Values[:j]...)
-				inOut = true
-			case keep:
-				vals = append(vals, te.Values[j])
+			if f.decide(false, &te.Values[j], te.TS) {
+				bits[k>>6] |= 1 << (k & 63)
+				kept++
 			}
+			k++
 		}
-		if inOut && len(vals) > 0 {
+	}
+	for j := range d.Attributes {
+		if f.decide(true, &d.Attributes[j], 0) {
+			bits[k>>6] |= 1 << (k & 63)
+			kept++
+		}
+		k++
+	}
+	switch kept {
+	case n:
+		return d
+	case 0:
+		return nil
+	}
+	// Pass 2 copies what passed; entries that passed whole share d's slices.
+	has := func(k int) bool { return bits[k>>6]&(1<<(k&63)) != 0 }
+	out := &connector.ConvertedData{DeviceName: d.DeviceName, DeviceType: d.DeviceType}
+	k = 0
+	for i := range d.Telemetry {
+		te := &d.Telemetry[i]
+		first, all, none := k, true, true
+		for range te.Values {
+			if has(k) {
+				none = false
+			} else {
+				all = false
+			}
+			k++
+		}
+		switch {
+		case none:
+		case all:
+			out.Telemetry = append(out.Telemetry, *te)
+		default:
+			var vals []connector.Datapoint
+			for j := range te.Values {
+				if has(first + j) {
+					vals = append(vals, te.Values[j])
+				}
+			}
 			out.Telemetry = append(out.Telemetry, connector.TelemetryEntry{TS: te.TS, Values: vals})
 		}
 	}
 	for j := range d.Attributes {
-		keep := f.decide(true, &d.Attributes[j], 0)
-		switch {
-		case out == nil && keep:
-		case out == nil:
-			out = &connector.ConvertedData{DeviceName: d.DeviceName, DeviceType: d.DeviceType}
-			out.Telemetry = d.Telemetry
-			out.Attributes = append(out.Attributes, d.Attributes[:j]...)
-		case keep:
+		if has(k + j) {
 			out.Attributes = append(out.Attributes, d.Attributes[j])
 		}
-	}
-	if out == nil {
-		return d
-	}
-	if out.Empty() {
-		return nil
 	}
 	return out
 }

@@ -568,3 +568,48 @@ func BenchmarkFilterOnChangeUnchanged(b *testing.B) {
 		e.Filter(nil, nil, d)
 	}
 }
+
+func TestLargeMessage(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	e := New(connector.ReportStrategy{Type: connector.OnChange}, Options{Now: clk.Now})
+	mk := func(ts int64, changed func(i int) bool) (*connector.ConvertedData, *connector.ConvertedData) {
+		in := &connector.ConvertedData{DeviceName: "D"}
+		want := &connector.ConvertedData{DeviceName: "D"}
+		var vals, wantVals []connector.Datapoint
+		for i := 0; i < 300; i++ {
+			v := int64(0)
+			if changed(i) {
+				v = ts
+			}
+			dp := connector.Datapoint{Key: fmt.Sprintf("k%03d", i), Value: connector.Int(v)}
+			vals = append(vals, dp)
+			if changed(i) {
+				wantVals = append(wantVals, dp)
+			}
+		}
+		in.AddTelemetry(ts, vals...)
+		want.AddTelemetry(ts, wantVals...)
+		return in, want
+	}
+	first, _ := mk(1, func(int) bool { return false })
+	if got := e.Filter(nil, nil, first); got != first {
+		t.Fatal("first values must pass")
+	}
+	in, want := mk(2, func(i int) bool { return i%7 == 0 || i > 290 })
+	if got := e.Filter(nil, nil, in); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %s", dump(got))
+	}
+	same, _ := mk(2, func(i int) bool { return i%7 == 0 || i > 290 })
+	if got := e.Filter(nil, nil, same); got != nil {
+		t.Fatalf("unchanged: got %s", dump(got))
+	}
+}
+
+func TestOnChangeUnchangedDoesNotAllocate(t *testing.T) {
+	e := New(connector.ReportStrategy{Type: connector.OnChange}, Options{})
+	d := tel("D", 1, "a", 1, "b", 2.5, "c", "x")
+	e.Filter(nil, nil, d)
+	if allocs := testing.AllocsPerRun(100, func() { e.Filter(nil, nil, d) }); allocs != 0 {
+		t.Fatalf("allocs = %v, want 0", allocs)
+	}
+}
