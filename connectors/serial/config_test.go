@@ -14,9 +14,9 @@ import (
 type nopGateway struct{}
 
 func (nopGateway) SendToStorage(string, string, *connector.ConvertedData) error { return nil }
-func (nopGateway) AddDevice(string, string, connector.Connector)              {}
-func (nopGateway) DelDevice(string)                                           {}
-func (nopGateway) SendRPCReply(string, int, any) error                        { return nil }
+func (nopGateway) AddDevice(string, string, connector.Connector)                {}
+func (nopGateway) DelDevice(string)                                             {}
+func (nopGateway) SendRPCReply(string, int, any) error                          { return nil }
 
 func factoryConfig(raw []byte) connector.Config {
 	return connector.Config{Name: "Serial Connector", Type: "serial", Class: "SerialConnector", ID: "id1",

@@ -107,7 +107,9 @@ type fakePort struct {
 }
 
 // newFakePort makes a pty and points link at its slave.
-func newFakePort(t *testing.T, link string) *fakePort {
+func newFakePort(t *testing.T, link string) *fakePort { return newFakePortTB(t, link) }
+
+func newFakePortTB(t testing.TB, link string) *fakePort {
 	t.Helper()
 	m, s, err := pty.Open()
 	if err != nil {
