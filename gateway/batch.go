@@ -1,0 +1,124 @@
+package gateway
+
+import (
+	"github.com/iotgw/iotgw/connector"
+)
+
+// message is one MQTT publish made from storage records.
+type message struct {
+	topic   string
+	payload []byte
+	values  int // telemetry entries or attributes it carries, for statistics
+}
+
+// group gathers one device's fragments within a batch.
+type group struct {
+	device []byte
+	tel    [][]byte
+	attr   [][]byte
+}
+
+// batcher merges records into v1/gateway/telemetry and v1/gateway/attributes
+// messages: {"D1":[e1,e2],"D2":[e3]} and {"D1":{"k":v},...}. Fragments of one device
+// keep their order, and messages are emitted in order, so per-device order survives.
+// A message grows until the next fragment would pass maxSize; a single fragment
+// larger than maxSize goes alone.
+type batcher struct {
+	maxSize int
+	groups  []group
+	index   map[string]int
+	out     []message
+}
+
+func newBatcher(maxSize int) *batcher {
+	if maxSize < 256 {
+		maxSize = 256
+	}
+	return &batcher{maxSize: maxSize, index: make(map[string]int)}
+}
+
+func (b *batcher) add(r record) {
+	i, ok := b.index[string(r.device)]
+	if !ok {
+		i = len(b.groups)
+		if i < cap(b.groups) {
+			b.groups = b.groups[:i+1]
+			g := &b.groups[i]
+			g.device, g.tel, g.attr = r.device, g.tel[:0], g.attr[:0]
+		} else {
+			b.groups = append(b.groups, group{device: r.device})
+		}
+		b.index[string(r.device)] = i
+	}
+	g := &b.groups[i]
+	if len(r.telemetry) > 0 {
+		g.tel = append(g.tel, r.telemetry)
+	}
+	if len(r.attributes) > 0 {
+		g.attr = append(g.attr, r.attributes)
+	}
+}
+
+// flush turns the gathered groups into messages appended to b.out and resets.
+func (b *batcher) flush(telemetryTopic, attributesTopic string) {
+	if len(b.groups) == 0 {
+		return
+	}
+	b.emit(telemetryTopic, true)
+	b.emit(attributesTopic, false)
+	clear(b.index)
+	b.groups = b.groups[:0]
+}
+
+func (b *batcher) emit(topic string, telemetry bool) {
+	open, closeCh := byte('['), byte(']')
+	if !telemetry {
+		open, closeCh = '{', '}'
+	}
+	var msg []byte
+	values := 0
+	finish := func() {
+		if msg != nil {
+			msg = append(msg, closeCh, '}')
+			b.out = append(b.out, message{topic: topic, payload: msg, values: values})
+			msg, values = nil, 0
+		}
+	}
+	for gi := range b.groups {
+		g := &b.groups[gi]
+		frags := g.tel
+		if !telemetry {
+			frags = g.attr
+		}
+		if len(frags) == 0 {
+			continue
+		}
+		name := connector.AppendJSONString(make([]byte, 0, len(g.device)+2), string(g.device))
+		inDevice := false
+		for _, f := range frags {
+			// room for: ,"name":[ f ]}
+			need := len(f) + len(name) + 6
+			if msg != nil && len(msg)+need > b.maxSize {
+				finish()
+				inDevice = false
+			}
+			if msg == nil {
+				msg = make([]byte, 0, min(b.maxSize, 64<<10)+len(f))
+				msg = append(msg, '{')
+			}
+			if !inDevice {
+				if len(msg) > 1 {
+					msg = append(msg, closeCh, ',')
+				}
+				msg = append(msg, name...)
+				msg = append(msg, ':', open)
+				inDevice = true
+			} else {
+				msg = append(msg, ',')
+			}
+			msg = append(msg, f...)
+			values++
+		}
+	}
+	finish()
+}

@@ -1,0 +1,199 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/iotgw/iotgw/connector"
+	"github.com/iotgw/iotgw/tbmqtt"
+)
+
+// restartHook re-executes the gateway (gateway_restart); tests replace it.
+var restartHook = func() error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	return syscall.Exec(exe, os.Args, os.Environ())
+}
+
+// onConnect runs after every connect: ask for the session limits and publish the
+// gateway's own attributes. Data flows before the limits answer.
+func (g *Gateway) onConnect(ctx context.Context) {
+	id := g.rpcSeq.Add(1)
+	req := []byte(`{"method":"getSessionLimits","params":{"timeout":5000}}`)
+	g.mqtt.Publish(tbmqtt.TopicDeviceRPCRequest+strconv.FormatInt(id, 10), 1, req)
+
+	attrs := map[string]any{"Version": g.opts.Version}
+	var types []string
+	for _, s := range g.sortedSlots() {
+		attrs[s.entry.Name+"_type"] = s.entry.Type
+		types = append(types, s.entry.Name+":"+s.entry.Type)
+	}
+	attrs["connectors"] = strings.Join(types, ",")
+	b, _ := json.Marshal(attrs)
+	g.mqtt.Publish(tbmqtt.TopicDeviceAttributes, byte(g.cfg.Thingsboard.QoS), b)
+}
+
+// onGatewayRPCResponse takes the answer to getSessionLimits.
+func (g *Gateway) onGatewayRPCResponse(_ string, payload []byte) {
+	var limits struct {
+		MaxPayloadSize int64 `json:"maxPayloadSize"`
+	}
+	if err := json.Unmarshal(payload, &limits); err != nil {
+		return
+	}
+	if limits.MaxPayloadSize > 0 {
+		// Leave room for the topic and MQTT header.
+		g.sessionMaxPayload.Store(max(limits.MaxPayloadSize-256, 256))
+		g.log.Debug("session limits", "maxPayloadSize", limits.MaxPayloadSize)
+	}
+}
+
+type gatewayRPC struct {
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
+}
+
+// onGatewayRPC answers the gateway's own RPCs on v1/devices/me/rpc/request/N.
+func (g *Gateway) onGatewayRPC(topic string, payload []byte) {
+	id := strings.TrimPrefix(topic, tbmqtt.TopicDeviceRPCRequest)
+	var req gatewayRPC
+	if err := json.Unmarshal(payload, &req); err != nil || req.Method == "" {
+		g.log.Debug("ignoring a gateway RPC without a method", "topic", topic)
+		return
+	}
+	g.stats.RPCs.Add(1)
+	reply := func(v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			b = []byte(`{"error":"reply not encodable","success":false}`)
+		}
+		g.workers.Add(1)
+		go func() {
+			defer g.workers.Done()
+			if err := g.publishNow(tbmqtt.TopicDeviceRPCResponse+id, b); err != nil {
+				g.log.Warn("gateway rpc reply not sent", "method", req.Method, "err", err)
+			}
+		}()
+	}
+	switch req.Method {
+	case "gateway_ping", "ping":
+		reply(map[string]any{"result": "pong", "success": true})
+	case "gateway_version", "version":
+		reply(map[string]any{"result": g.opts.Version, "success": true})
+	case "gateway_devices", "devices":
+		devs := map[string]string{}
+		g.mu.RLock()
+		for name, d := range g.devices {
+			cname := ""
+			if d.conn != nil {
+				cname = d.conn.conn.Name()
+			}
+			devs[name] = cname
+		}
+		g.mu.RUnlock()
+		reply(map[string]any{"result": devs, "success": true})
+	case "gateway_stats", "stats":
+		reply(map[string]any{"result": g.StatsSnapshot(), "success": true})
+	case "gateway_restart", "restart":
+		var p struct {
+			Delay float64 `json:"delay"` // seconds (ThingsBoard sends a number)
+		}
+		_ = json.Unmarshal(req.Params, &p)
+		delay := time.Duration(p.Delay * float64(time.Second))
+		reply(map[string]any{"success": true, "result": "restarting in " + delay.String()})
+		go func() {
+			time.Sleep(delay + 500*time.Millisecond) // let the reply leave
+			g.log.Warn("restarting on the platform's request")
+			if err := restartHook(); err != nil {
+				g.log.Error("restart failed", "err", err)
+			}
+		}()
+	default:
+		if !g.connectorTypeRPC(id, req) {
+			reply(map[string]any{"error": "Method " + req.Method + " not found", "success": false})
+		}
+	}
+}
+
+// connectorTypeRPC routes "<type>_<method>" to every connector of that type as an
+// RPCRequest with an empty Device; the first reply (SendRPCReply with device "")
+// answers the platform.
+func (g *Gateway) connectorTypeRPC(id string, req gatewayRPC) bool {
+	typ, method, ok := strings.Cut(req.Method, "_")
+	if !ok {
+		return false
+	}
+	var targets []connector.Connector
+	for _, s := range g.sortedSlots() {
+		if s.entry.Type == typ {
+			targets = append(targets, s.conn)
+		}
+	}
+	if len(targets) == 0 {
+		return false
+	}
+	n, err := strconv.Atoi(id)
+	if err != nil {
+		return false
+	}
+	r := connector.RPCRequest{ID: n, Method: method}
+	if len(req.Params) > 0 {
+		var p any
+		if decodeUseNumber(req.Params, &p) == nil {
+			r.Params = p
+		}
+	}
+	g.workers.Add(len(targets))
+	for _, c := range targets {
+		go func() {
+			defer g.workers.Done()
+			c.ServerSideRPC(r)
+		}()
+	}
+	return true
+}
+
+// sendGatewayReply answers a connector-type RPC (device "").
+func (g *Gateway) sendGatewayReply(id int, data []byte) error {
+	// Several connectors of the type may answer: the first reply wins.
+	if _, dup := g.gatewayReplied.LoadOrStore(id, struct{}{}); dup {
+		return nil
+	}
+	time.AfterFunc(time.Minute, func() { g.gatewayReplied.Delete(id) })
+	return g.publishNow(tbmqtt.TopicDeviceRPCResponse+strconv.Itoa(id), data)
+}
+
+// StatsSnapshot returns the gateway's statistics as a JSON-friendly map.
+func (g *Gateway) StatsSnapshot() map[string]any {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	st := g.store.Stats()
+	g.mu.RLock()
+	ndev := len(g.devices)
+	g.mu.RUnlock()
+	return map[string]any{
+		"messagesReceived":   g.stats.MessagesReceived.Load(),
+		"valuesReceived":     g.stats.ValuesReceived.Load(),
+		"messagesSent":       g.stats.MessagesSent.Load(),
+		"valuesSent":         g.stats.ValuesSent.Load(),
+		"droppedInvalid":     g.stats.DroppedInvalid.Load(),
+		"droppedDownlink":    g.stats.DroppedDownlink.Load(),
+		"droppedStorageFull": st.Dropped,
+		"expiredStorage":     st.Expired,
+		"storageDepth":       g.store.Len(),
+		"rpcs":               g.stats.RPCs.Load(),
+		"rpcReplies":         g.stats.RPCReplies.Load(),
+		"publishRetries":     g.stats.PublishFailures.Load(),
+		"devices":            ndev,
+		"goroutines":         runtime.NumGoroutine(),
+		"heapBytes":          ms.HeapAlloc,
+	}
+}

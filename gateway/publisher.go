@@ -1,0 +1,189 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/iotgw/iotgw/storage"
+	"github.com/iotgw/iotgw/tbmqtt"
+)
+
+// flight is one storage batch whose messages were published and await their acks.
+type flight struct {
+	batch   storage.Batch
+	pending []*tbmqtt.Pending
+	msgs    int
+	values  int
+}
+
+// publish moves records from storage to the platform until ctx is done. A batch is
+// acknowledged to storage only after the broker acknowledged every message made
+// from it; when the link drops, storage is rewound and the unacknowledged batches
+// are sent again after the reconnect (at least once, in order).
+func (g *Gateway) publish(ctx context.Context) {
+	b := newBatcher(g.maxPayload())
+	epoch := ^uint64(0)
+	for ctx.Err() == nil {
+		if err := g.mqtt.WaitConnected(ctx); err != nil {
+			return
+		}
+		if ep := g.mqtt.Reconnects(); ep != epoch {
+			if !g.announce(ctx) {
+				g.pause(ctx)
+				continue
+			}
+			epoch = ep
+		}
+		b.maxSize = g.maxPayload()
+		if !g.pump(ctx, b) {
+			g.stats.PublishFailures.Add(1)
+			g.store.Rewind()
+			g.pause(ctx)
+		}
+	}
+}
+
+// pause waits a little after a failure so that a broken link is not hammered
+// before the client notices it.
+func (g *Gateway) pause(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func (g *Gateway) maxPayload() int {
+	n := g.cfg.Thingsboard.MaxPayloadSizeBytes
+	if n <= 0 {
+		n = 64 << 10
+	}
+	if s := int(g.sessionMaxPayload.Load()); s > 0 && s < n {
+		n = s
+	}
+	return n
+}
+
+// announce sends v1/gateway/connect for every known device (after each connect to
+// the platform) and waits for the acks.
+func (g *Gateway) announce(ctx context.Context) bool {
+	qos := byte(g.cfg.Thingsboard.QoS)
+	var pend []*tbmqtt.Pending
+	for _, d := range g.knownDevices() {
+		pend = append(pend, g.mqtt.Publish(tbmqtt.TopicConnect, qos, tbmqtt.ConnectPayload(d[0], d[1])))
+	}
+	for _, p := range pend {
+		if waitPending(ctx, p) != nil {
+			return false
+		}
+	}
+	if len(pend) > 0 {
+		g.log.Info("devices announced to the platform", "devices", len(pend))
+	}
+	return true
+}
+
+// waitPending waits for an ack; when ctx is done it still waits up to a second so
+// that a stop does not throw away acks that are about to arrive.
+func waitPending(ctx context.Context, p *tbmqtt.Pending) error {
+	select {
+	case <-p.Done():
+		return p.Wait(ctx)
+	case <-ctx.Done():
+	}
+	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	return p.Wait(c)
+}
+
+// pump reads batches and publishes them, keeping up to InflightBatches batches
+// awaiting acks. It returns false when a publish failed.
+func (g *Gateway) pump(ctx context.Context, b *batcher) bool {
+	readCtx, cancelRead := context.WithCancel(ctx)
+	defer cancelRead()
+	window := make(chan *flight, g.opts.InflightBatches)
+	var failed bool
+	var failMu sync.Mutex
+	ackerDone := make(chan struct{})
+	go func() {
+		defer close(ackerDone)
+		for f := range window {
+			failMu.Lock()
+			bad := failed
+			failMu.Unlock()
+			if !bad {
+				for _, p := range f.pending {
+					if err := waitPending(ctx, p); err != nil {
+						if !errors.Is(err, context.Canceled) {
+							g.log.Warn("publish not acknowledged; the batch will be sent again", "err", err)
+						}
+						bad = true
+						break
+					}
+				}
+			}
+			if bad {
+				// Later batches must not be acked either: an ack covers all before it.
+				failMu.Lock()
+				failed = true
+				failMu.Unlock()
+				cancelRead()
+				continue
+			}
+			if err := g.store.Ack(f.batch); err != nil && !errors.Is(err, storage.ErrClosed) {
+				g.log.Error("storage ack failed", "err", err)
+			}
+			g.stats.MessagesSent.Add(uint64(f.msgs))
+			g.stats.ValuesSent.Add(uint64(f.values))
+			g.stats.RecordsSent.Add(uint64(len(f.batch.Records)))
+		}
+	}()
+
+	qos := byte(g.cfg.Thingsboard.QoS)
+	for {
+		batch, err := g.store.Read(readCtx, g.opts.BatchSize)
+		if err != nil {
+			break
+		}
+		f := &flight{batch: batch}
+		b.out = b.out[:0]
+		for _, raw := range batch.Records {
+			r, err := decodeRecord(raw)
+			if err != nil {
+				g.stats.DroppedInvalid.Add(1)
+				g.log.Error("skipping a malformed storage record", "len", len(raw))
+				continue
+			}
+			switch r.kind {
+			case recData:
+				b.add(r)
+			case recConnect:
+				b.flush(tbmqtt.TopicTelemetry, tbmqtt.TopicAttributes)
+				b.out = append(b.out, message{topic: tbmqtt.TopicConnect, payload: tbmqtt.ConnectPayload(string(r.device), string(r.deviceType))})
+			case recDisconnect:
+				b.flush(tbmqtt.TopicTelemetry, tbmqtt.TopicAttributes)
+				b.out = append(b.out, message{topic: tbmqtt.TopicDisconnect, payload: tbmqtt.DisconnectPayload(string(r.device))})
+			}
+		}
+		b.flush(tbmqtt.TopicTelemetry, tbmqtt.TopicAttributes)
+		for _, m := range b.out {
+			f.pending = append(f.pending, g.mqtt.Publish(m.topic, qos, m.payload))
+			f.msgs++
+			f.values += m.values
+		}
+		clear(b.out)
+		select {
+		case window <- f:
+		case <-readCtx.Done():
+		}
+		if readCtx.Err() != nil {
+			break
+		}
+	}
+	close(window)
+	<-ackerDone
+	failMu.Lock()
+	defer failMu.Unlock()
+	return !failed
+}
