@@ -328,10 +328,10 @@ func (d *device) onAttributes(data map[string]any) {
 		d.log.Warn("no attributeUpdates entry for the updated attributes", "attributes", keysOf(data))
 		return
 	}
-	if !d.enqueue(func(context.Context) {
+	if !d.enqueue(func(ctx context.Context) {
 		for _, s := range writes {
-			if err := d.write([]byte(s)); err != nil {
-				d.log.Error("cannot write attribute update to device", "error", err, "text", s)
+			if err := d.write([]byte(s)); err != nil && ctx.Err() == nil {
+				d.log.Error("cannot write attribute update to device", "error", err, "text", clip(s))
 			}
 		}
 	}) {
@@ -355,6 +355,14 @@ func attributeText(v any) string {
 		return fmt.Sprint(v)
 	}
 	return string(b)
+}
+
+// clip shortens text for a log line.
+func clip(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "…"
+	}
+	return s
 }
 
 func keysOf(m map[string]any) []string {

@@ -421,3 +421,48 @@ func TestOpenFailureBackoff(t *testing.T) {
 		t.Errorf("added %q deleted %q", added, deleted)
 	}
 }
+
+// writeTimeout bounds a write the device does not take (a pty whose master is never
+// read fills up); Close interrupts a write in progress.
+func TestPTYWriteTimeout(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "ttyW")
+	newFakePort(t, link)
+	big := strings.Repeat("x", 1<<20)
+	raw, _ := json.Marshal(map[string]any{"devices": []any{
+		map[string]any{"name": "w", "port": link, "writeTimeout": 0.2,
+			"attributeUpdates": []any{map[string]any{"attributeOnPlatform": "a", "stringToDevice": big}}},
+		map[string]any{"name": "nw", "port": link + "2",
+			"attributeUpdates": []any{map[string]any{"attributeOnPlatform": "a", "stringToDevice": big}}},
+	}})
+	newFakePort(t, link+"2")
+	logs := &syncBuffer{}
+	cfg := factoryConfig(raw)
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	c, err := newConnector(&recGateway{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, "ports open", 5*time.Second, c.IsConnected)
+	start := time.Now()
+	c.OnAttributesUpdate(connector.AttributeUpdate{Device: "w", Data: map[string]any{"a": 1}})
+	c.OnAttributesUpdate(connector.AttributeUpdate{Device: "nw", Data: map[string]any{"a": 1}})
+	if d := time.Since(start); d > 50*time.Millisecond {
+		t.Errorf("OnAttributesUpdate blocked for %v", d)
+	}
+	waitFor(t, "write timeout", 5*time.Second, func() bool {
+		return strings.Contains(logs.String(), "cannot write attribute update to device") && strings.Contains(logs.String(), "i/o timeout")
+	})
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Errorf("write gave up after %v, before writeTimeout", d)
+	}
+	// Device "nw" has no writeTimeout: its write is still blocked; Close interrupts it.
+	start = time.Now()
+	c.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close took %v", d)
+	}
+}
