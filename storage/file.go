@@ -563,6 +563,12 @@ func (f *File) Read(ctx context.Context, max int) (Batch, error) {
 		f.mu.Unlock()
 
 		b, err := f.readFrames(cur, limit)
+		if err != nil && len(b.Records) > 0 {
+			// Hand out the good records before the damage; the next Read reopens
+			// the segment and meets the damage first.
+			f.rnext = ^uint64(0)
+			limit, err = b.End, nil
+		}
 		if err != nil {
 			if !errors.Is(err, errCorrupt) && err != io.ErrUnexpectedEOF && err != io.EOF {
 				return Batch{}, fmt.Errorf("storage: file: read %s: %w", segName(s.first), err)
@@ -612,18 +618,18 @@ func (f *File) readFrames(cur, limit uint64) (Batch, error) {
 	ends := make([]int, 0, n)
 	for range n {
 		if arena, err = readFrame(f.rbr, arena); err != nil {
-			return Batch{}, err
+			break
 		}
 		f.rnext++
 		ends = append(ends, len(arena))
 	}
-	b := Batch{Records: make([][]byte, n), First: cur, End: limit}
+	b := Batch{Records: make([][]byte, len(ends)), First: cur, End: cur + uint64(len(ends))}
 	start := 0
 	for i, e := range ends {
 		b.Records[i] = arena[start:e:e]
 		start = e
 	}
-	return b, nil
+	return b, err
 }
 
 // skipDamaged handles a damaged record at seq in segment first (bit rot, or a
