@@ -155,14 +155,22 @@ func (h *recorder) waitFor(t testing.TB, timeout time.Duration, what string, con
 // broker is an embedded mochi broker on a loopback TCP listener.
 type broker struct {
 	srv  *mqtt.Server
-	addr string // host:port it listens on
-	hook *recorder
+	addr string    // host:port it listens on
+	hook *recorder // nil when started with another hook
 	once sync.Once
 }
 
 // startBroker starts mochi on addr ("127.0.0.1:0" for a free port) with hook, and TLS
 // when tlsCfg is set. It stops with the test.
 func startBroker(t testing.TB, addr string, hook *recorder, tlsCfg *tls.Config) *broker {
+	t.Helper()
+	b := startServer(t, addr, hook, tlsCfg)
+	b.hook = hook
+	return b
+}
+
+// startServer starts mochi with any hook.
+func startServer(t testing.TB, addr string, hook mqtt.Hook, tlsCfg *tls.Config) *broker {
 	t.Helper()
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
 	if err := srv.AddHook(hook, nil); err != nil {
@@ -182,7 +190,7 @@ func startBroker(t testing.TB, addr string, hook *recorder, tlsCfg *tls.Config) 
 	if err := srv.Serve(); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
-	b := &broker{srv: srv, addr: l.Address(), hook: hook}
+	b := &broker{srv: srv, addr: l.Address()}
 	t.Cleanup(b.stop)
 	return b
 }

@@ -91,6 +91,9 @@ func TestDefaults(t *testing.T) {
 			if !strings.HasPrefix(c.ClientID(), "iotgw-") || len(c.ClientID()) != len("iotgw-")+16 {
 				t.Errorf("client id %q, want iotgw-<16 hex>", c.ClientID())
 			}
+			if again := newClient(t, tt.o); again.ClientID() != c.ClientID() {
+				t.Errorf("client ids %q and %q differ within one process", c.ClientID(), again.ClientID())
+			}
 		})
 	}
 }

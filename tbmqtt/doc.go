@@ -8,15 +8,16 @@
 // connection. The reasons:
 //
 //   - Delivery is at least once: a record may leave the gateway's storage only after
-//     the broker acknowledged it. With auto-reconnect on, paho keeps in-flight
-//     publishes in its store across the reconnect and may complete a token whose
-//     PUBACK never came (a token replaced in its message-id table is completed
-//     without an error), so a caller could delete a record that was lost. With it
-//     off, paho fails every in-flight publish token when the link drops, and this
-//     package adds its own tracking on top (see Pending): a Pending reports success
-//     only when paho's token completed without an error, which for QoS 1 happens only
-//     on PUBACK; when the link drops it reports ErrConnectionLost, so the gateway
-//     sends the message again after the reconnect.
+//     the broker acknowledged it. With auto-reconnect on, paho v1.5.1 resends the
+//     stored in-flight publishes after a reconnect under new tokens and completes the
+//     caller's original token without an error (messageIds.claimID), that is, reports
+//     it delivered before any PUBACK; a caller would delete a record that may be lost.
+//     With it off and a clean session, paho fails every in-flight token when the link
+//     drops, and this package adds its own tracking on top (see Pending): a Pending
+//     reports success only when paho's token completed without an error, which for
+//     QoS 1 happens only on PUBACK; when the link drops first it reports
+//     ErrConnectionLost, whatever paho does, so the gateway sends the message again
+//     after the reconnect.
 //   - paho's Disconnect warns that a client must not be reused after it; a new client
 //     per connection has fresh message ids, store and router, and callbacks of an old
 //     connection can only ever touch that old connection's state.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -32,7 +33,8 @@ type Security struct {
 	// tlsAccessToken).
 	AccessToken string
 	// ClientID, Username and Password are the MQTT credentials of usernamePassword.
-	// ClientID is also honoured with the other types; empty gives a random one.
+	// ClientID is also honoured with the other types; empty gives a random id that
+	// stays the same for the life of the process (see ProcessClientID).
 	ClientID, Username, Password string
 	// CACert, Cert and PrivateKey are PEM file paths. CACert is optional (system
 	// roots otherwise); Cert and PrivateKey are the X.509 client certificate and key
@@ -164,7 +166,7 @@ func newSettings(o Options) (*settings, error) {
 		return nil, fmt.Errorf("tbmqtt: invalid options: %w", errors.Join(errs...))
 	}
 	if s.clientID == "" {
-		s.clientID = randomClientID()
+		s.clientID = ProcessClientID()
 	}
 	return s, nil
 }
@@ -201,11 +203,13 @@ func loadTLS(sec Security) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// randomClientID is used when no client id is configured. It is random so that two
-// gateways never take each other's session, and fixed for the Client's lifetime so
-// that every reconnect presents the same id.
-func randomClientID() string {
+// ProcessClientID is the client id used when none is configured: "iotgw-" and 16
+// random hex digits, drawn once per process, so that every reconnect and every new
+// Client of this process presents the same id while two gateways never take each
+// other's session. Two Clients of one process that talk to the same broker at the
+// same time must be given their own ClientIDs.
+var ProcessClientID = sync.OnceValue(func() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return "iotgw-" + hex.EncodeToString(b[:])
-}
+})
