@@ -189,12 +189,14 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte(minimal))
 	f.Add([]byte(tbHead + `[{"name":"a","type":"serial","configuration":"c.json"},{"name":"a","configurationJson":{"logLevel":"x"}}]}`))
+	// One folder for all runs: a fresh t.TempDir per input would dominate the run
+	// time (calls within a fuzz worker are sequential).
+	dir := f.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "c.json"), []byte(`{"logLevel":"DEBUG"}`), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	p := filepath.Join(dir, "tb_gateway.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "c.json"), []byte(`{"logLevel":"DEBUG"}`), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, "tb_gateway.json")
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -217,6 +219,36 @@ func FuzzLoad(f *testing.F) {
 					t.Errorf("error spans lines: %q", e.Error())
 				}
 			}
+		}
+	})
+}
+
+// FuzzLoadYAML is FuzzLoad for the YAML form of the main file.
+func FuzzLoadYAML(f *testing.F) {
+	if root, ok := sampleRoot(); ok {
+		if b, err := os.ReadFile(filepath.Join(root, "yaml-2023/tb_gateway.yaml")); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("thingsboard:\n  host: h\n  security: {accessToken: a}\nconnectors:\n  - {name: a, type: serial, configuration: c.json}\n"))
+	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte("a: &a [1,2]\nb: &b [*a,*a]\nc: &c [*b,*b]\nthingsboard: [*c,*c]\n"))
+	dir := f.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "c.json"), []byte(`{"logLevel":"DEBUG"}`), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	p := filepath.Join(dir, "tb_gateway.yaml")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		gw, _, err := LoadWith(p, LoadOptions{Getenv: noEnv})
+		if (gw == nil) == (err == nil) {
+			t.Fatalf("gw %v with err %v", gw != nil, err)
+		}
+		var list *Errors
+		if err != nil && (!errors.As(err, &list) || len(list.List) == 0) {
+			t.Fatalf("error is not a non-empty *Errors: %v", err)
 		}
 	})
 }

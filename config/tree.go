@@ -152,7 +152,15 @@ var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // yamlNodeBudget bounds the tree made from a YAML file, since aliases can make a
 // small file expand into a huge tree ("billion laughs").
-const yamlNodeBudget = 1_000_000
+const yamlNodeBudget = 100_000
+
+// yamlPosError is a problem found while converting YAML nodes, at a line.
+type yamlPosError struct {
+	line int
+	msg  string
+}
+
+func (e *yamlPosError) Error() string { return e.msg }
 
 // parseYAML parses a YAML document into a tree. Only the first document is read.
 func parseYAML(file string, data []byte) (*node, *Error) {
@@ -171,7 +179,12 @@ func parseYAML(file string, data []byte) (*node, *Error) {
 	budget := yamlNodeBudget
 	n, err := yamlTree(&doc, &budget, 0)
 	if err != nil {
-		return nil, &Error{File: file, Msg: err.Error()}
+		e := &Error{File: file, Msg: err.Error()}
+		var pe *yamlPosError
+		if errors.As(err, &pe) {
+			e.Line = pe.line
+		}
+		return nil, e
 	}
 	return n, nil
 }
@@ -180,10 +193,10 @@ func parseYAML(file string, data []byte) (*node, *Error) {
 func yamlTree(y *yaml.Node, budget *int, depth int) (*node, error) {
 	*budget--
 	if *budget < 0 {
-		return nil, errors.New("document too large (expected at most 1000000 values after alias expansion)")
+		return nil, &yamlPosError{y.Line, "document too large (expected at most 100000 values after alias expansion)"}
 	}
 	if depth > 10000 {
-		return nil, errors.New("document nested too deeply (expected at most 10000 levels)")
+		return nil, &yamlPosError{y.Line, "document nested too deeply (expected at most 10000 levels)"}
 	}
 	switch y.Kind {
 	case yaml.DocumentNode:
@@ -204,7 +217,7 @@ func yamlTree(y *yaml.Node, budget *int, depth int) (*node, error) {
 				k = k.Alias
 			}
 			if k.Kind != yaml.ScalarNode {
-				return nil, fmt.Errorf("line %d: mapping key is not a scalar (expected a key name)", k.Line)
+				return nil, &yamlPosError{k.Line, "mapping key is not a scalar (expected a key name, got a " + yamlKind(k) + ")"}
 			}
 			v, err := yamlTree(y.Content[i+1], budget, depth+1)
 			if err != nil {
@@ -227,7 +240,18 @@ func yamlTree(y *yaml.Node, budget *int, depth int) (*node, error) {
 	case yaml.ScalarNode:
 		return yamlScalar(y)
 	}
-	return nil, fmt.Errorf("line %d: unsupported YAML node", y.Line)
+	return nil, &yamlPosError{y.Line, "unsupported YAML node"}
+}
+
+// yamlKind names a node's kind for messages.
+func yamlKind(y *yaml.Node) string {
+	switch y.Kind {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "sequence"
+	}
+	return "node"
 }
 
 // yamlScalar converts a scalar by its resolved tag, so that `port: 1883` is a number
@@ -239,7 +263,7 @@ func yamlScalar(y *yaml.Node) (*node, error) {
 	case "!!bool":
 		var b bool
 		if err := y.Decode(&b); err != nil {
-			return nil, fmt.Errorf("line %d: %w", y.Line, err)
+			return nil, &yamlPosError{y.Line, err.Error()}
 		}
 		return &node{kind: kBool, b: b}, nil
 	case "!!int":
