@@ -141,8 +141,12 @@ func globEscape(s string) string {
 }
 
 // Converters wraps base (the built-ins) so that a converter class not built in is
-// looked up as extensions/<connectorType>/<Class>.star.
+// looked up as extensions/<connectorType>/<Class>.star. A nil base means
+// connector.BuiltinConverters.
 func (e *Extensions) Converters(base connector.Converters, connectorType string) connector.Converters {
+	if base == nil {
+		base = connector.BuiltinConverters{Logger: e.log}
+	}
 	return &converters{ext: e, base: base, typ: connectorType}
 }
 
@@ -163,9 +167,6 @@ func (c *converters) Uplink(class string, deviceConfig []byte) (connector.Uplink
 			return s.Uplink(deviceConfig)
 		}
 	}
-	if c.base == nil {
-		return nil, fmt.Errorf("uplink converter %q not found: not built in and no %s", class, c.wantPath(class))
-	}
 	return c.base.Uplink(class, deviceConfig)
 }
 
@@ -179,9 +180,6 @@ func (c *converters) Downlink(class string, deviceConfig []byte) (connector.Down
 			}
 			return s.Downlink(deviceConfig)
 		}
-	}
-	if c.base == nil {
-		return nil, fmt.Errorf("downlink converter %q not found: not built in and no %s", class, c.wantPath(class))
 	}
 	return c.base.Downlink(class, deviceConfig)
 }

@@ -411,13 +411,39 @@ func (c *processConnector) writeStdin(w *os.File, quit, stopReq <-chan struct{})
 // readStdout reads protocol lines until EOF. A line longer than MaxLineSize is
 // dropped whole.
 func (c *processConnector) readStdout(r io.Reader) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	readLines(r, MaxLineSize, func(line []byte, tooLong bool) {
+		if tooLong {
+			c.badLine(fmt.Errorf("line longer than %d bytes dropped", MaxLineSize), nil)
+			return
+		}
+		c.handleLine(line)
+	})
+}
+
+// readStderr logs the process's stderr, line by line; a very long line is cut.
+func (c *processConnector) readStderr(r io.Reader) {
+	readLines(r, maxStderrLine, func(line []byte, tooLong bool) {
+		text := strings.TrimRight(string(line), "\r\n")
+		if tooLong {
+			text = fmt.Sprintf("(stderr line longer than %d bytes dropped)", maxStderrLine)
+		}
+		if text != "" {
+			c.log.Info(text, "stream", "stderr")
+		}
+	})
+}
+
+// readLines calls fn with every line of r (with its "\n") until EOF or an error.
+// A line longer than max bytes (without "\n") is skipped to its end and reported with
+// tooLong; memory stays bounded by max.
+func readLines(r io.Reader, max int, fn func(line []byte, tooLong bool)) {
+	br := bufio.NewReaderSize(r, min(64<<10, max+1))
 	var line []byte
 	tooLong := false
 	for {
 		chunk, err := br.ReadSlice('\n')
 		if !tooLong {
-			if len(line)+len(chunk) > MaxLineSize+1 {
+			if len(line)+len(chunk) > max+1 || (len(line)+len(chunk) == max+1 && chunk[len(chunk)-1] != '\n') {
 				tooLong = true
 				line = line[:0]
 			} else {
@@ -427,40 +453,13 @@ func (c *processConnector) readStdout(r io.Reader) {
 		if err == bufio.ErrBufferFull {
 			continue
 		}
-		if tooLong {
-			c.badLine(fmt.Errorf("line longer than %d bytes dropped", MaxLineSize), nil)
-		} else if len(line) > 0 {
-			c.handleLine(line)
+		if tooLong || len(line) > 0 {
+			fn(line, tooLong)
 		}
 		line, tooLong = line[:0], false
 		if err != nil {
 			return
 		}
-	}
-}
-
-// readStderr logs the process's stderr, line by line.
-func (c *processConnector) readStderr(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4096), maxStderrLine)
-	for {
-		for sc.Scan() {
-			if line := strings.TrimRight(sc.Text(), "\r"); line != "" {
-				c.log.Info(line, "stream", "stderr")
-			}
-		}
-		if !errors.Is(sc.Err(), bufio.ErrTooLong) {
-			return
-		}
-		c.log.Info(fmt.Sprintf("(stderr line longer than %d bytes dropped)", maxStderrLine), "stream", "stderr")
-		// A Scanner stops at a long line; go on with a new one, skipping its rest.
-		br := bufio.NewReader(r)
-		if _, err := br.ReadString('\n'); err != nil {
-			return
-		}
-		r = br
-		sc = bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 4096), maxStderrLine)
 	}
 }
 
@@ -480,6 +479,10 @@ func (c *processConnector) handleLine(line []byte) {
 		d, err := m.converted()
 		if err != nil {
 			c.badLine(err, []byte(text))
+			return
+		}
+		if d.Empty() {
+			c.log.Debug("data without values skipped", "device", d.DeviceName)
 			return
 		}
 		if err := c.gw.SendToStorage(c.name, c.id, d); err != nil {

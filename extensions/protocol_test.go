@@ -170,3 +170,63 @@ func TestLogLimiter(t *testing.T) {
 		t.Errorf("next window: allow=%v suppressed=%d, want true 3", ok, s)
 	}
 }
+
+// TestReadLines: lines up to the limit pass whole, longer ones are reported and
+// skipped to their end, a last line without "\n" counts.
+func TestReadLines(t *testing.T) {
+	const max = 8
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"a\nbb\n", []string{"a\n", "bb\n"}},
+		{"12345678\n123456789\nok\n", []string{"12345678\n", "LONG", "ok\n"}},
+		{strings.Repeat("x", 100) + "\nlast", []string{"LONG", "last"}},
+		{"\n\n", []string{"\n", "\n"}},
+		{"123456789", []string{"LONG"}},
+		{"", nil},
+	}
+	for _, tt := range tests {
+		var got []string
+		readLines(strings.NewReader(tt.in), max, func(line []byte, tooLong bool) {
+			if tooLong {
+				got = append(got, "LONG")
+				return
+			}
+			got = append(got, string(line))
+		})
+		if !equal(got, tt.want) {
+			t.Errorf("%q: got %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzProtocolLine: any line from a process either decodes or is refused with an
+// error; never a panic.
+func FuzzProtocolLine(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"data","deviceName":"D","telemetry":{"a":1}}`,
+		`{"type":"data","deviceName":"D","telemetry":[{"ts":1,"values":{"a":[1,{"b":null}]}}],"attributes":{"x":"y"}}`,
+		`{"type":"rpc_reply","device":"D","id":1,"data":{"ok":true}}`,
+		`{"v":2,"type":"status","connected":true}`,
+		`{"type":"data","deviceName":"D","attributes":{"big":123456789012345678901234567890}}`,
+		`not json`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		m, err := decodeUp(line)
+		if err != nil {
+			return
+		}
+		if d, err := m.converted(); err == nil {
+			for _, e := range d.Telemetry {
+				for _, dp := range e.Values {
+					if !json.Valid(dp.Value.AppendJSON(nil)) {
+						t.Fatalf("value %q of %q is not valid JSON", dp.Value.AppendJSON(nil), line)
+					}
+				}
+			}
+		}
+	})
+}

@@ -284,3 +284,23 @@ func TestScriptConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// FuzzStructUnpack: any format either parses or is refused; unpacking a buffer of
+// calcsize bytes never panics and makes the advertised number of values.
+func FuzzStructUnpack(f *testing.F) {
+	f.Add(">hB", []byte{0, 0xeb, 0x5a})
+	f.Add("<2sxIq?", make([]byte, 16))
+	f.Add("!3c d f", make([]byte, 15))
+	f.Add("10x", []byte{})
+	f.Fuzz(func(t *testing.T, format string, b []byte) {
+		sf, err := parseStructFormat(format)
+		if err != nil || sf.size > 1<<16 {
+			return
+		}
+		buf := make([]byte, sf.size)
+		copy(buf, b)
+		if got := len(sf.unpack(buf)); got != sf.values() {
+			t.Fatalf("%q: %d values, want %d", format, got, sf.values())
+		}
+	})
+}
