@@ -90,10 +90,12 @@ func (l *loader) connectors(n *node) {
 		case c.Configuration == "":
 			l.errorf(joinPath(p, "configuration"), "missing (expected the connector's file name, got nothing)")
 		default:
+			// Named as the user reaches it from where they ran iotgw.
 			display := c.Configuration
 			if !filepath.IsAbs(display) {
-				display = filepath.Join(filepath.Dir(l.file), display)
+				display = filepath.Join(filepath.Dir(l.given), display)
 			}
+			display = showPath(display)
 			data, err := readRegular(c.Path)
 			if err != nil {
 				// Reported against the entry that names the file.
@@ -101,7 +103,7 @@ func (l *loader) connectors(n *node) {
 					Msg: fmt.Sprintf("cannot read connector file (expected a file at %s, got %q)", showPath(c.Path), errText(err))})
 				continue
 			}
-			tree, raw, perr := parseConnectorFile(showPath(display), data)
+			tree, raw, perr := parseConnectorFile(display, data)
 			if perr != nil {
 				l.errs = append(l.errs, perr)
 				continue

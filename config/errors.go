@@ -49,8 +49,9 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying cause, so that errors.Is(err, fs.ErrNotExist) works.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Errors is every problem found by Load, in the order found (file order, then the
-// checks that look at several keys together). Load returns it as *Errors.
+// Errors is every problem found by Load, in the order found: type errors in file
+// order, then the checks of values (ranges, required keys, files that must exist),
+// then the connector entries and their files. Load returns it as *Errors.
 type Errors struct {
 	List []*Error
 }

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -45,7 +47,8 @@ var envOverrides = []struct{ name, path string }{
 // loader holds the state of one LoadWith call.
 type loader struct {
 	walker
-	gw *Gateway
+	given string // the main file's path as given to LoadWith
+	gw    *Gateway
 	// env maps the key paths set from the environment to their variable, so that a
 	// bad value is reported against the variable rather than the file.
 	env map[string]string
@@ -86,7 +89,7 @@ func LoadWith(path string, opts LoadOptions) (*Gateway, []Warning, error) {
 		return nil, nil, &Errors{List: []*Error{perr}}
 	}
 
-	l := &loader{walker: walker{file: file}, gw: defaults(), env: map[string]string{}}
+	l := &loader{walker: walker{file: file}, given: path, gw: defaults(), env: map[string]string{}}
 	l.gw.Path, l.gw.Dir = abs, filepath.Dir(abs)
 	if tree.kind != kObject {
 		l.wrongType("", "an object with thingsboard, storage and connectors", tree)
@@ -106,7 +109,8 @@ func LoadWith(path string, opts LoadOptions) (*Gateway, []Warning, error) {
 // errText is the reason of a file system error without the path, which the
 // message already names.
 func errText(err error) string {
-	if pe, ok := err.(*os.PathError); ok {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
 		return pe.Err.Error()
 	}
 	return err.Error()
