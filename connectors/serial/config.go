@@ -84,6 +84,13 @@ var knownDeviceKeys = setOf("name", "deviceName", "type", "deviceType", "port", 
 	"converter", "uplink_converter", "downlink_converter", "byteorder", "reportStrategy",
 	"telemetry", "timeseries", "attributes", "attributeUpdates", "serverSideRpc")
 
+var knownDatapointKeys = setOf("key", "type", "untilDelimiter", "fromDelimiter", "fromByte", "toByte", "reportStrategy")
+
+var knownAttributeUpdateKeys = setOf("attributeOnPlatform", "attributeOnThingsBoard", "stringToDevice")
+
+var knownRPCKeys = setOf("method", "type", "withResponse", "responseType", "responseUntilDelimiter",
+	"responseFromDelimiter", "responseFromByte", "responseToByte", "responseTimeoutSec")
+
 func setOf(keys ...string) map[string]bool {
 	m := make(map[string]bool, len(keys))
 	for _, k := range keys {
@@ -335,6 +342,23 @@ func parseDevice(d obj, index int, log *slog.Logger) (*deviceConfig, error) {
 	// device's JSON) so that their errors carry the full key path.
 	if _, err := compilePlan(d); err != nil {
 		return nil, err
+	}
+	for _, list := range []struct {
+		keys  []string
+		known map[string]bool
+	}{
+		{[]string{"timeseries", "telemetry"}, knownDatapointKeys},
+		{[]string{"attributes"}, knownDatapointKeys},
+		{[]string{"attributeUpdates"}, knownAttributeUpdateKeys},
+		{[]string{"serverSideRpc"}, knownRPCKeys},
+	} {
+		entries, err := d.objects(list.keys...)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			warnUnknown(log, e, list.known)
+		}
 	}
 	if dc.attributeUpdates, err = parseAttributeUpdates(d); err != nil {
 		return nil, err

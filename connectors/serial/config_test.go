@@ -172,11 +172,14 @@ func TestFactoryUnknownConverter(t *testing.T) {
 
 func TestUnknownKeysWarn(t *testing.T) {
 	var logs bytes.Buffer
-	_, err := parseConfig([]byte(`{"devices":[{"baudrat":9600}],"extra":1}`), slog.New(slog.NewTextHandler(&logs, nil)))
+	_, err := parseConfig([]byte(`{"devices":[{"baudrat":9600,"telemetry":[{"key":"a","untilDelimeter":","}],
+		"attributeUpdates":[{"attributeOnPlatform":"a","stringToDevice":"","x":1}],"serverSideRpc":[{"method":"m","responseTimeout":1}]}],"extra":1}`),
+		slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"key=extra", "key=devices[0].baudrat"} {
+	for _, k := range []string{"key=extra", "key=devices[0].baudrat", "key=devices[0].telemetry[0].untilDelimeter",
+		"key=devices[0].attributeUpdates[0].x", "key=devices[0].serverSideRpc[0].responseTimeout"} {
 		if !strings.Contains(logs.String(), k) {
 			t.Errorf("no warning for %s:\n%s", k, logs.String())
 		}
