@@ -47,7 +47,7 @@ var sampleConnectors = []struct{ file, typ string }{
 	{"socket.json", "socket"}, {"xmpp.json", "xmpp"},
 }
 
-func copyFile(t *testing.T, from, to string) {
+func copyFile(t testing.TB, from, to string) {
 	t.Helper()
 	b, err := os.ReadFile(from)
 	if err != nil {
@@ -61,9 +61,10 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-// TestSample383 loads the 3.8.3 main file with every connector sample in its list.
-func TestSample383(t *testing.T) {
-	src := filepath.Join(tbConfigs(t), "3.8.3")
+// writeSample383 copies the 3.8.3 samples into a fresh folder and fills the main
+// file's connector list with every connector sample; it returns the main file.
+func writeSample383(t testing.TB, src string) string {
+	t.Helper()
 	dir := t.TempDir()
 	entries, err := os.ReadDir(src)
 	if err != nil {
@@ -96,7 +97,14 @@ func TestSample383(t *testing.T) {
 	if err := os.WriteFile(mainPath, mainText, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return mainPath
+}
 
+// TestSample383 loads the 3.8.3 main file with every connector sample in its list.
+func TestSample383(t *testing.T) {
+	src := filepath.Join(tbConfigs(t), "3.8.3")
+	mainPath := writeSample383(t, src)
+	dir := filepath.Dir(mainPath)
 	gw, warns, err := LoadWith(mainPath, LoadOptions{Getenv: noEnv})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -251,4 +259,16 @@ func FuzzLoadYAML(f *testing.F) {
 			t.Fatalf("error is not a non-empty *Errors: %v", err)
 		}
 	})
+}
+
+// BenchmarkLoadSample383 measures a full load: the 3.8.3 main file and its 17
+// connector files.
+func BenchmarkLoadSample383(b *testing.B) {
+	mainPath := writeSample383(b, filepath.Join(tbConfigs(b), "3.8.3"))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := LoadWith(mainPath, LoadOptions{Getenv: noEnv}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -62,8 +62,9 @@ func validateReportStrategy(file, path string, rs *connector.ReportStrategy) []*
 // ParseReportStrategy decodes and validates a "reportStrategy" object found at path
 // in a connector file: {type, reportPeriod (ms), ttl (s)}; "aggregationFunction"
 // is accepted and ignored. The type is accepted in any case and returned in upper
-// case; numbers may be given as numeric strings. null gives (nil, nil). Errors are
-// *Errors, as for ValidateReportStrategy.
+// case; numbers may be given as numeric strings. null gives (nil, nil). Unknown
+// keys are ignored (a misspelt reportPeriod still fails the periodic types' check).
+// Errors are *Errors, as for ValidateReportStrategy.
 func ParseReportStrategy(path string, raw json.RawMessage) (*connector.ReportStrategy, error) {
 	n, perr := parseJSON("", raw)
 	if perr != nil {

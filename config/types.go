@@ -132,6 +132,7 @@ type Warning struct {
 	Msg  string
 }
 
+// String formats the warning as one line: "FILE: KEY.PATH: message".
 func (w Warning) String() string {
 	if w.Path == "" {
 		return w.File + ": " + w.Msg
