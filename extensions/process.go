@@ -91,11 +91,13 @@ func newProcessConnector(gw connector.Gateway, cfg connector.Config, argv []stri
 		return nil, fmt.Errorf("extension connector %q: %w", cfg.Name, err)
 	}
 	if cfg.Logger != nil {
-		log = cfg.Logger
+		log = cfg.Logger // already names the connector
+	} else {
+		log = log.With("connector", cfg.Name)
 	}
 	return &processConnector{
 		gw: gw, name: cfg.Name, typ: cfg.Type, id: cfg.ID, argv: argv, dir: dir,
-		log:        log.With("connector", cfg.Name, "program", argv[len(argv)-1]),
+		log:        log.With("program", argv[len(argv)-1]),
 		cfgLine:    line,
 		rpcTimeout: RPCTimeout, stopGrace: StopGrace,
 		minDelay: MinRestartDelay, maxDelay: MaxRestartDelay, stableRun: StableRun,
