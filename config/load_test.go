@@ -124,15 +124,13 @@ func TestValues(t *testing.T) {
 		"conf/tb_gateway.json": main,
 		"conf/certs/ca.pem":    "x", "conf/certs/c.pem": "x", "conf/list.json": "{}",
 	}
+	// An absolute key path, outside the configuration folder.
+	key := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(key, []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files["conf/tb_gateway.json"] = strings.Replace(main, "/abs/key.pem", key, 1)
 	dir := setup(t, files)
-	if err := os.WriteFile("/tmp/iotgw-config-test-key.pem", []byte("k"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Remove("/tmp/iotgw-config-test-key.pem")
-	main = strings.Replace(main, "/abs/key.pem", "/tmp/iotgw-config-test-key.pem", 1)
-	if err := os.WriteFile(filepath.Join(dir, "conf/tb_gateway.json"), []byte(main), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	gw, warns, err := LoadWith("conf/tb_gateway.json", LoadOptions{Getenv: noEnv})
 	if err != nil || len(warns) > 0 {
 		t.Fatalf("err %v, warnings %v", err, warns)
@@ -142,7 +140,7 @@ func TestValues(t *testing.T) {
 	wantTB := Thingsboard{
 		Host: "10.0.0.5", Port: 8883, QoS: 0, KeepAlive: 30, TLS: true,
 		Security: Security{Type: "tlsPrivateKey", CACert: filepath.Join(conf, "certs/ca.pem"),
-			Cert: filepath.Join(conf, "certs/c.pem"), PrivateKey: "/tmp/iotgw-config-test-key.pem"},
+			Cert: filepath.Join(conf, "certs/c.pem"), PrivateKey: key},
 		ReportStrategy:      connector.ReportStrategy{Type: "ON_CHANGE_OR_REPORT_PERIOD", ReportPeriod: 5000, TTL: 60},
 		MaxPayloadSizeBytes: 8196, MinPackSendDelayMS: 0, MinPackSizeToSend: 1,
 		Statistics: Statistics{Enable: false, StatsSendPeriodInSeconds: 100, CustomStatsSendPeriodInSeconds: 3600,
