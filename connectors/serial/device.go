@@ -374,6 +374,10 @@ func keysOf(m map[string]any) []string {
 }
 
 func (d *device) onRPC(r connector.RPCRequest) {
+	if d.c.stopped.Load() {
+		d.c.replyAsync(r.Device, r.ID, errorReply("Connector is stopped"))
+		return
+	}
 	rc := d.rpcs[r.Method]
 	if rc == nil {
 		d.log.Error("RPC method not configured", "method", r.Method)

@@ -30,8 +30,10 @@ type serialPort struct {
 // openPort opens and configures a device's port.
 func openPort(dc *deviceConfig, log *slog.Logger) (*serialPort, error) {
 	// The second descriptor is opened first: go.bug.st/serial sets TIOCEXCL, after
-	// which no other open of the tty succeeds (except for root).
-	aux, err := os.OpenFile(dc.port, os.O_RDWR|syscall.O_NOCTTY, 0)
+	// which no other open of the tty succeeds (except for root). O_NONBLOCK keeps the
+	// open from waiting for carrier detect on a port without CLOCAL, and makes the
+	// file use the runtime poller, so that write deadlines work.
+	aux, err := os.OpenFile(dc.port, os.O_RDWR|syscall.O_NOCTTY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dc.port, err)
 	}

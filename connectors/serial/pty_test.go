@@ -466,3 +466,35 @@ func TestPTYWriteTimeout(t *testing.T) {
 		t.Errorf("Close took %v", d)
 	}
 }
+
+// Binary frames without a terminator, cut by silence (frameGapMs) on a real pty.
+func TestPTYFrameGap(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "ttyGap")
+	fp := newFakePort(t, link)
+	raw := []byte(`{"devices":[{"name":"modbus","port":"` + link + `","frameGapMs":250,
+		"telemetry":[{"key":"addr","toByte":1},{"key":"payload","fromByte":1}]}]}`)
+	gw := &recGateway{}
+	cfg := factoryConfig(raw)
+	c, err := newConnector(gw, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, "port open", 5*time.Second, c.IsConnected)
+	fp.write(t, "\x01\x03")
+	time.Sleep(10 * time.Millisecond)
+	fp.write(t, "\x0a\x0d") // same frame: the gap was shorter than 250 ms
+	time.Sleep(700 * time.Millisecond)
+	fp.write(t, "\x02\xff")
+	waitFor(t, "two frames", 5*time.Second, func() bool { d, _, _, _ := gw.snapshot(); return len(d) == 2 })
+	data, _, _, _ := gw.snapshot()
+	got := tsRE(data[0]) + "\n" + tsRE(data[1])
+	want := `{"deviceName":"modbus","deviceType":"default","telemetry":[{"ts":TS,"values":{"addr":"01","payload":"030a0d"}}],"attributes":{}}` + "\n" +
+		`{"deviceName":"modbus","deviceType":"default","telemetry":[{"ts":TS,"values":{"addr":"02","payload":"ff"}}],"attributes":{}}`
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
