@@ -11,7 +11,6 @@ import (
 // handle applies one message published by a gateway (never by the platform's
 // own inline client) to the platform's state.
 func (p *Platform) handle(client, topic string, payload []byte) {
-	log := p.log.With("client", client, "topic", topic)
 	var err error
 	switch {
 	case topic == TopicConnect:
@@ -22,7 +21,7 @@ func (p *Platform) handle(client, topic string, payload []byte) {
 		err = p.onGatewayTelemetry(client, payload)
 	case topic == TopicAttributes:
 		if downlinkAttributes(payload) {
-			log.Debug("ignoring a downlink-shaped attribute message")
+			p.log.Debug("ignoring a downlink-shaped attribute message", "client", client, "topic", topic)
 			return
 		}
 		err = p.onGatewayAttributes(client, payload)
@@ -30,7 +29,7 @@ func (p *Platform) handle(client, topic string, payload []byte) {
 		err = p.onAttributeRequest(payload)
 	case topic == TopicRPC:
 		if downlinkRPC(payload) {
-			log.Debug("ignoring a downlink-shaped RPC message")
+			p.log.Debug("ignoring a downlink-shaped RPC message", "client", client, "topic", topic)
 			return
 		}
 		err = p.onRPCReply(payload)
@@ -47,11 +46,11 @@ func (p *Platform) handle(client, topic string, payload []byte) {
 	case strings.HasPrefix(topic, TopicMeRPCRequest):
 		err = p.onGatewayRPC(topic[len(TopicMeRPCRequest):], payload)
 	default:
-		log.Debug("ignoring a message on a topic the platform does not handle")
+		p.log.Debug("ignoring a message on a topic the platform does not handle", "client", client, "topic", topic)
 		return
 	}
 	if err != nil {
-		log.Warn("bad message from gateway", "err", err, "payload", string(payload))
+		p.log.Warn("bad message from gateway", "client", client, "topic", topic, "err", err, "payload", string(payload))
 	}
 }
 
@@ -250,8 +249,10 @@ func (p *Platform) addTelemetry(name, client, typ string, raw json.RawMessage) e
 			}
 			r.add(Point{TS: e.ts, Value: v})
 		}
-		p.emitLocked(Event{Type: "telemetry", Device: name,
-			Data: mustJSON(map[string]any{"ts": e.ts, "values": e.values})})
+		if len(p.subs) > 0 {
+			p.emitLocked(Event{Type: "telemetry", Device: name,
+				Data: mustJSON(map[string]any{"ts": e.ts, "values": e.values})})
+		}
 	}
 	return nil
 }
@@ -317,7 +318,7 @@ func (p *Platform) onAttributeRequest(payload []byte) error {
 		resp["value"] = v
 	}
 	p.mu.Unlock()
-	return p.broker.Publish(TopicAttrResponse, mustJSON(resp), false, 1)
+	return p.publish(TopicAttrResponse, mustJSON(resp))
 }
 
 // onRPCReply hands a gateway's RPC reply {"device":"D","id":N,"data":{...}}
@@ -365,5 +366,5 @@ func (p *Platform) onGatewayRPC(id string, payload []byte) error {
 		p.log.Debug("gateway RPC to the platform left unanswered", "method", req.Method, "id", id)
 		return nil
 	}
-	return p.broker.Publish(TopicMeRPCResponse+id, mustJSON(SessionLimits), false, 1)
+	return p.publish(TopicMeRPCResponse+id, mustJSON(SessionLimits))
 }

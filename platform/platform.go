@@ -190,6 +190,9 @@ func (p *Platform) Start(ctx context.Context) error {
 
 // MQTTAddr is the address the broker listens on.
 func (p *Platform) MQTTAddr() string {
+	if p.broker == nil {
+		return p.o.MQTTAddr
+	}
 	if l, ok := p.broker.Listeners.Get("tcp"); ok {
 		return l.Address()
 	}
@@ -295,7 +298,7 @@ func (p *Platform) UpdateAttributes(deviceName string, data map[string]json.RawM
 	if err != nil {
 		return fmt.Errorf("attribute update for %q: %w", deviceName, err)
 	}
-	if err := p.broker.Publish(TopicAttributes, payload, false, 1); err != nil {
+	if err := p.publish(TopicAttributes, payload); err != nil {
 		return fmt.Errorf("attribute update for %q: publish: %w", deviceName, err)
 	}
 	p.emit(Event{Type: "attributes", Device: deviceName, Data: mustJSON(map[string]any{"scope": "shared", "data": data})})
@@ -344,7 +347,7 @@ func (p *Platform) RPC(ctx context.Context, deviceName, method string, params js
 		return RPCReply{}, fmt.Errorf("rpc %s to %q: %w", method, deviceName, err)
 	}
 	p.emit(Event{Type: "rpc", Device: deviceName, Data: mustJSON(req)})
-	if err := p.broker.Publish(TopicRPC, payload, false, 1); err != nil {
+	if err := p.publish(TopicRPC, payload); err != nil {
 		return RPCReply{}, fmt.Errorf("rpc %s to %q: publish: %w", method, deviceName, err)
 	}
 	t := time.NewTimer(timeout)
@@ -359,6 +362,17 @@ func (p *Platform) RPC(ctx context.Context, deviceName, method string, params js
 	case <-p.done:
 		return RPCReply{ID: id, Device: deviceName}, fmt.Errorf("rpc %s (id %d) to %q: platform closed", method, id, deviceName)
 	}
+}
+
+// errNotStarted is returned by downlink calls before Start.
+var errNotStarted = errors.New("platform not started")
+
+// publish sends a downlink message with QoS 1 from the broker's inline client.
+func (p *Platform) publish(topic string, payload []byte) error {
+	if p.broker == nil {
+		return errNotStarted
+	}
+	return p.broker.Publish(topic, payload, false, 1)
 }
 
 // Event is one change pushed to the web page over server-sent events.

@@ -465,3 +465,45 @@ func TestShapes(t *testing.T) {
 		}
 	}
 }
+
+func TestNewDefaults(t *testing.T) {
+	p, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.MQTTAddr() != DefaultMQTTAddr || p.HTTPAddr() != DefaultHTTPAddr || p.o.History != DefaultHistory {
+		t.Errorf("defaults: mqtt %s http %s history %d", p.MQTTAddr(), p.HTTPAddr(), p.o.History)
+	}
+	if _, err := New(Options{History: -1}); err == nil {
+		t.Error("History -1 accepted")
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("Close before Start: %v", err)
+	}
+}
+
+// BenchmarkTelemetryIngest measures the platform's handling of one gateway
+// telemetry message with 10 entries of 2 values (what the broker hook does
+// before it acknowledges the message).
+func BenchmarkTelemetryIngest(b *testing.B) {
+	p, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sb strings.Builder
+	sb.WriteString(`{"SerialDevice1":[`)
+	for i := range 10 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"ts":%d,"values":{"humidity":%d.5,"SerialNumber":"2430947595"}}`, 1700000000000+i, 40+i)
+	}
+	sb.WriteString(`]}`)
+	payload := []byte(sb.String())
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	for b.Loop() {
+		p.handle("gw", TopicTelemetry, payload)
+	}
+	b.ReportMetric(float64(b.N*10)/b.Elapsed().Seconds(), "entries/s")
+}
