@@ -555,3 +555,39 @@ func TestRunStopsWhileBrokerDown(t *testing.T) {
 		t.Errorf("Run took %v to stop during backoff", el)
 	}
 }
+
+func TestPublishWaitsForRoomInWindow(t *testing.T) {
+	b := startBroker(t, "127.0.0.1:0", newRecorder("t"), nil)
+	o := testOptions(b, "t")
+	o.MaxInflight = 4
+	c := newClient(t, o)
+	runClient(t, c)
+	waitConnected(t, c, 5*time.Second)
+
+	release := b.hook.holdFrom(0) // no acks for now
+	defer release()
+	var returned atomic.Int32
+	pend := make(chan *Pending, 6)
+	go func() {
+		for i := range 6 {
+			pend <- c.Publish(TopicTelemetry, 1, fmt.Appendf(nil, "%d", i))
+			returned.Add(1)
+		}
+		close(pend)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if n := returned.Load(); n != 4 {
+		t.Fatalf("%d Publish calls returned with no acks and MaxInflight 4, want 4", n)
+	}
+	release()
+	i := 0
+	for p := range pend {
+		if err := p.Wait(context.Background()); err != nil {
+			t.Errorf("publish %d: %v", i, err)
+		}
+		i++
+	}
+	if i != 6 {
+		t.Errorf("%d publishes, want 6", i)
+	}
+}
