@@ -21,6 +21,10 @@ import (
 const (
 	minBackoff = time.Second
 	maxBackoff = 30 * time.Second
+	// stableAfter is how long a port must work for the backoff to start again at
+	// minBackoff, so that a port that fails right after every open is retried less
+	// and less often.
+	stableAfter = 10 * time.Second
 	// readBlock is how much one read asks for.
 	readBlock = 4096
 	// downlinkQueue bounds the attribute updates and RPCs waiting for a device's writer.
@@ -132,7 +136,7 @@ func (d *device) readLoop(ctx context.Context) {
 			p.Close()
 			return
 		}
-		backoff = d.minBackoff
+		openedAt := time.Now()
 		d.connected.Store(true)
 		d.log.Info("serial port open", "port", d.cfg.port, "baudrate", d.cfg.baudrate)
 		if !d.announced {
@@ -146,6 +150,10 @@ func (d *device) readLoop(ctx context.Context) {
 		p.Close()
 		if ctx.Err() != nil {
 			return
+		}
+		if time.Since(openedAt) >= stableAfter {
+			// The port worked for a while: this is a new failure, not a flapping one.
+			backoff = d.minBackoff
 		}
 		d.log.Error("serial port failed, reopening", "port", d.cfg.port, "error", err, "retryIn", backoff.String())
 		if !sleep(ctx, backoff) {
