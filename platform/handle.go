@@ -11,6 +11,7 @@ import (
 // handle applies one message published by a gateway (never by the platform's
 // own inline client) to the platform's state.
 func (p *Platform) handle(client, topic string, payload []byte) {
+	p.messages.Add(1)
 	var err error
 	switch {
 	case topic == TopicConnect:
@@ -249,6 +250,7 @@ func (p *Platform) addTelemetry(name, client, typ string, raw json.RawMessage) e
 			}
 			r.add(Point{TS: e.ts, Value: v})
 		}
+		p.values.Add(int64(len(e.values)))
 		if len(p.subs) > 0 {
 			p.emitLocked(Event{Type: "telemetry", Device: name,
 				Data: mustJSON(map[string]any{"ts": e.ts, "values": e.values})})
@@ -337,6 +339,7 @@ func (p *Platform) onRPCReply(payload []byte) error {
 		return err
 	}
 	r := RPCReply{ID: id, Device: m.Device, Data: m.Data}
+	p.replies.Add(1)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if d, ok := p.devices[m.Device]; ok {

@@ -22,6 +22,7 @@ const maxBody = 1 << 20
 //
 //	GET  /                                  the web page
 //	GET  /api/info                          {"mqtt":ADDR,"http":ADDR}
+//	GET  /api/stats                         Stats
 //	GET  /api/devices                       [Device...]
 //	GET  /api/devices/{name}/telemetry      ?key=K&limit=N (default 100): {"key":[{"ts","value"}...]}
 //	GET  /api/devices/{name}/attributes     {"client":{...},"shared":{...}}
@@ -34,6 +35,9 @@ func (p *Platform) Handler() http.Handler {
 	mux.Handle("GET /", http.FileServerFS(static))
 	mux.HandleFunc("GET /api/info", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"mqtt": p.MQTTAddr(), "http": p.HTTPAddr()})
+	})
+	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, p.Stats())
 	})
 	mux.HandleFunc("GET /api/devices", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, p.Devices())

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -106,6 +107,38 @@ type Platform struct {
 	waiters  map[rpcKey]chan RPCReply // RPCs waiting for their reply
 	subs     map[chan Event]struct{}  // SSE subscribers
 	dropped  int64                    // events dropped for slow subscribers
+
+	messages, values, rpcs, replies atomic.Int64 // counters for Stats
+}
+
+// Stats are the platform's counters since Start.
+type Stats struct {
+	// Messages is the number of MQTT messages received from gateways.
+	Messages int64 `json:"messages"`
+	// Values is the number of telemetry values stored.
+	Values int64 `json:"values"`
+	// Devices is the number of devices known, and Connected those connected now.
+	Devices   int `json:"devices"`
+	Connected int `json:"connected"`
+	// RPCs is the number of RPCs sent to gateways, Replies the replies received.
+	RPCs    int64 `json:"rpcs"`
+	Replies int64 `json:"replies"`
+	// EventsDropped counts server-sent events lost by web pages too slow to read them.
+	EventsDropped int64 `json:"eventsDropped"`
+}
+
+// Stats returns the platform's counters.
+func (p *Platform) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := Stats{Messages: p.messages.Load(), Values: p.values.Load(), Devices: len(p.devices),
+		RPCs: p.rpcs.Load(), Replies: p.replies.Load(), EventsDropped: p.dropped}
+	for _, d := range p.devices {
+		if d.connected {
+			s.Connected++
+		}
+	}
+	return s
 }
 
 type rpcKey struct {
@@ -350,6 +383,7 @@ func (p *Platform) RPC(ctx context.Context, deviceName, method string, params js
 	if err := p.publish(TopicRPC, payload); err != nil {
 		return RPCReply{}, fmt.Errorf("rpc %s to %q: publish: %w", method, deviceName, err)
 	}
+	p.rpcs.Add(1)
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {

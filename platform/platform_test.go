@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -506,4 +507,51 @@ func BenchmarkTelemetryIngest(b *testing.B) {
 		p.handle("gw", TopicTelemetry, payload)
 	}
 	b.ReportMetric(float64(b.N*10)/b.Elapsed().Seconds(), "entries/s")
+}
+
+func TestStatsAndEscapedNames(t *testing.T) {
+	p := startPlatform(t, Options{})
+	g, err := connectGateway(t, p.MQTTAddr(), "tok", "gw1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.subscribe(TopicRPC)
+	name := "Room 1/Sensor ä"
+	g.publish(TopicTelemetry, `{"Room 1/Sensor ä":[{"ts":1,"values":{"a":1,"b":2}}]}`)
+	g.publish(TopicTelemetry, `{"Room 1/Sensor ä":{"c":3}}`)
+	base := "http://" + p.HTTPAddr()
+	path := "/api/devices/" + url.PathEscape(name) + "/telemetry?key=a" // as encodeURIComponent
+	if status, body := httpDo(t, "GET", base+path, ""); status != 200 || body != `{"a":[{"ts":1,"value":1}]}` {
+		t.Errorf("GET %s = %d %s", path, status, body)
+	}
+	go func() {
+		m := <-g.msg
+		var req struct {
+			Data struct{ ID int } `json:"data"`
+		}
+		_ = json.Unmarshal(m.Payload(), &req)
+		g.c.Publish(TopicRPC, 1, false, fmt.Sprintf(`{"device":%q,"id":%d,"data":{"ok":true}}`, name, req.Data.ID))
+	}()
+	if _, err := p.RPC(context.Background(), name, "m", nil, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"messages":3,"values":3,"devices":2,"connected":2,"rpcs":1,"replies":1,"eventsDropped":0}`
+	if status, body := httpDo(t, "GET", base+"/api/stats", ""); status != 200 || body != want {
+		t.Errorf("GET /api/stats = %d %s, want %s", status, body, want)
+	}
+}
+
+func TestAddressInUse(t *testing.T) {
+	a := startPlatform(t, Options{})
+	b, err := New(Options{MQTTAddr: a.MQTTAddr(), HTTPAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "mqtt listen on") {
+		t.Errorf("Start on a used MQTT port: err = %v", err)
+	}
+	c, _ := New(Options{MQTTAddr: "127.0.0.1:0", HTTPAddr: a.HTTPAddr()})
+	if err := c.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "http listen on") {
+		t.Errorf("Start on a used HTTP port: err = %v", err)
+	}
 }

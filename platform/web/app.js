@@ -280,6 +280,20 @@ $("rpc-form").onsubmit = async (ev) => {
   }
 };
 
+let lastStats = null;
+async function pollStats() {
+  const r = await api("/api/stats");
+  if (!r.ok) return;
+  const now = performance.now();
+  if (lastStats) {
+    const dt = (now - lastStats.at) / 1000;
+    const msg = (r.body.messages - lastStats.s.messages) / dt;
+    const val = (r.body.values - lastStats.s.values) / dt;
+    $("rates").textContent = fmtValue(Math.round(msg * 10) / 10) + " msg/s · " + fmtValue(Math.round(val * 10) / 10) + " values/s";
+  }
+  lastStats = { at: now, s: r.body };
+}
+
 async function init() {
   const info = await api("/api/info");
   if (info.ok) $("mqtt-addr").textContent = "MQTT " + info.body.mqtt;
@@ -290,5 +304,7 @@ async function init() {
   const first = [...devices.values()].sort((a, b) => a.name.localeCompare(b.name)).find((d) => d.type !== "gateway");
   if (first && !selected) select(first.name);
   setInterval(renderDevices, 5000); // keeps "x s ago" fresh
+  pollStats();
+  setInterval(pollStats, 2000);
 }
 init();
