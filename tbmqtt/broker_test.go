@@ -43,6 +43,7 @@ type recorder struct {
 	mu        sync.Mutex
 	conns     []connInfo
 	pubs      []message
+	discs     []error       // OnDisconnect causes; nil after a clean DISCONNECT
 	holdAfter int           // with hold set: publishes after this many are held
 	hold      chan struct{} // closed to release held publishes
 	changed   chan struct{} // closed and replaced on every record
@@ -55,7 +56,20 @@ func newRecorder(token string) *recorder {
 func (h *recorder) ID() string { return "recorder" }
 
 func (h *recorder) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnDisconnect}, []byte{b})
+}
+
+func (h *recorder) OnDisconnect(_ *mqtt.Client, err error, _ bool) {
+	h.mu.Lock()
+	h.discs = append(h.discs, err)
+	h.notifyLocked()
+	h.mu.Unlock()
+}
+
+func (h *recorder) disconnects() []error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]error(nil), h.discs...)
 }
 
 func (h *recorder) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {

@@ -396,13 +396,18 @@ func TestSubscribeRestoredAfterBrokerRestart(t *testing.T) {
 func TestOnConnectContextEndsWithLink(t *testing.T) {
 	b := startBroker(t, "127.0.0.1:0", newRecorder("t"), nil)
 	c := newClient(t, testOptions(b, "t"))
-	ended := make(chan struct{}, 4)
+	started, ended := make(chan struct{}, 4), make(chan struct{}, 4)
 	c.OnConnect(func(ctx context.Context) {
+		started <- struct{}{}
 		<-ctx.Done() // a long callback: must be told when the link goes
 		ended <- struct{}{}
 	})
 	runClient(t, c)
-	waitConnected(t, c, 5*time.Second)
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnConnect did not run")
+	}
 	b.dropClient(t, c.ClientID())
 	select {
 	case <-ended:
@@ -522,6 +527,11 @@ func TestRunStopsEverything(t *testing.T) {
 	stop()
 	if c.Connected() {
 		t.Error("connected after Run returned")
+	}
+	// Run said goodbye with a DISCONNECT packet, not by dropping the socket.
+	b.hook.waitFor(t, 5*time.Second, "disconnect", func([]connInfo, []message) bool { return len(b.hook.discs) == 1 })
+	if d := b.hook.disconnects(); d[0] != nil {
+		t.Errorf("broker saw the client go with %v, want a clean DISCONNECT", d[0])
 	}
 	if err := c.Publish(TopicTelemetry, 1, nil).Wait(context.Background()); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("publish after Run: %v, want ErrNotConnected", err)

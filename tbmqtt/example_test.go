@@ -26,8 +26,12 @@ func Example() {
 		_ = c.Publish(tbmqtt.TopicConnect, 1, tbmqtt.ConnectPayload("Sensor A", "thermometer")).Wait(ctx)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	go func() { _ = c.Run(ctx) }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.Run(ctx) // returns after a clean disconnect once ctx is done
+	}()
+	defer func() { cancel(); <-done }()
 
 	if err := c.WaitConnected(ctx); err != nil {
 		return
