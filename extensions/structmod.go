@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 
 	"go.starlark.net/starlark"
 )
@@ -46,7 +47,37 @@ func codeSize(c byte) int {
 	return 0
 }
 
+// formatCache keeps parsed formats: scripts pass the same literal on every frame.
+// It is bounded, as a script could also build formats on the fly.
+var formatCache = struct {
+	sync.RWMutex
+	m map[string]*structFormat
+}{m: map[string]*structFormat{}}
+
+const maxCachedFormats = 256
+
+// parseStructFormat returns the parsed format f, from the cache when it is there.
+// A cached format is shared: it must not be modified.
 func parseStructFormat(f string) (*structFormat, error) {
+	formatCache.RLock()
+	sf, ok := formatCache.m[f]
+	formatCache.RUnlock()
+	if ok {
+		return sf, nil
+	}
+	sf, err := compileStructFormat(f)
+	if err != nil {
+		return nil, err
+	}
+	formatCache.Lock()
+	if len(formatCache.m) < maxCachedFormats {
+		formatCache.m[f] = sf
+	}
+	formatCache.Unlock()
+	return sf, nil
+}
+
+func compileStructFormat(f string) (*structFormat, error) {
 	sf := &structFormat{order: binary.NativeEndian}
 	i := 0
 	if len(f) > 0 {
