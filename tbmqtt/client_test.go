@@ -585,7 +585,11 @@ func TestPublishWaitsForRoomInWindow(t *testing.T) {
 		}
 		close(pend)
 	}()
-	time.Sleep(200 * time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for returned.Load() < 4 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the fifth must still be waiting
 	if n := returned.Load(); n != 4 {
 		t.Fatalf("%d Publish calls returned with no acks and MaxInflight 4, want 4", n)
 	}
