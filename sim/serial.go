@@ -52,6 +52,12 @@ const rpcGap = 5 * time.Millisecond
 // maxPending bounds the bytes kept while a write is being collected.
 const maxPending = 64 << 10
 
+// staleAfter is how long frames may wait in the pty with nobody reading them
+// before a device sending at a fixed rate discards them, as a UART overrun
+// would: a gateway that opens the port later gets fresh frames, not minutes
+// of old ones stamped with the time it reads them.
+const staleAfter = 2 * time.Second
+
 // SerialOptions configures RunSerial.
 type SerialOptions struct {
 	// Link is where the gateway end of the pseudo-terminal is symlinked (the
@@ -88,6 +94,9 @@ type SerialStats struct {
 	// RPCs is the number of writes taken for an RPC and answered (or not, when
 	// the scenario's reply is empty).
 	RPCs atomic.Int64
+	// BytesDropped counts frame bytes discarded because nobody read them for
+	// staleAfter (only with a rate > 0).
+	BytesDropped atomic.Int64
 }
 
 // Scenario is the JSON file of SerialOptions.Scenario:
@@ -159,9 +168,15 @@ type device struct {
 	link   string
 	master *os.File // the device's end, non-blocking so that Close stops readers
 	slave  *os.File // the gateway's end, held open so the master never sees a hangup
+	slavFD int      // slave's descriptor, for queue ioctls
 	log    *slog.Logger
 	stats  *SerialStats
-	wmu    sync.Mutex // one frame or reply at a time on the wire
+
+	wmu sync.Mutex // one frame or reply at a time on the wire; guards the fields below
+	// lastQueued is the slave's input queue at the last check; progressAt is
+	// when the reader was last seen taking from it.
+	lastQueued int
+	progressAt time.Time
 }
 
 // RunSerial creates o.Count simulated serial devices, links the gateway end of
@@ -278,7 +293,7 @@ func openDevice(index int, serial, link string, log *slog.Logger, stats *SerialS
 		return nil, fmt.Errorf("pty master: %w", err)
 	}
 	d := &device{index: index, serial: serial, link: link, master: master, slave: tty,
-		log: log.With("link", link), stats: stats}
+		slavFD: int(tty.Fd()), log: log.With("link", link), stats: stats, progressAt: time.Now()}
 	if err := placeLink(tty.Name(), link, log); err != nil {
 		_ = master.Close()
 		_ = tty.Close()
@@ -347,12 +362,66 @@ func (d *device) close() {
 	_ = d.slave.Close()
 }
 
-func (d *device) write(b []byte) error {
+// write writes all of b. A lossy write (frames at a fixed rate) first drops
+// a stale backlog, and drops b too when the pty stays full with nobody
+// reading; a reply is never dropped.
+func (d *device) write(b []byte, lossy bool) error {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
-	n, err := d.master.Write(b)
-	d.stats.BytesSent.Add(int64(n))
-	return err
+	if lossy {
+		d.dropStale()
+	}
+	for len(b) > 0 {
+		// The deadline is set on every write: it is per file, shared with replies.
+		deadline := time.Time{}
+		if lossy {
+			deadline = time.Now().Add(staleAfter)
+		}
+		_ = d.master.SetWriteDeadline(deadline)
+		n, err := d.master.Write(b)
+		d.stats.BytesSent.Add(int64(n))
+		b = b[n:]
+		if lossy && errors.Is(err, os.ErrDeadlineExceeded) {
+			if d.dropStale() {
+				return nil // the rest of b went with the backlog
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropStale discards what waits in the pty when the reader has made no
+// progress for staleAfter, and reports whether it did. The reader makes
+// progress when the slave's input queue empties or shrinks; a queue that only
+// grows, or stays full (the kernel keeps the excess in its flip buffers), has
+// nobody reading it. Called with wmu held, so nothing new is written meanwhile.
+func (d *device) dropStale() bool {
+	queued, err := unix.IoctlGetInt(d.slavFD, unix.TIOCINQ)
+	if err != nil {
+		return false
+	}
+	now := time.Now()
+	if queued == 0 || queued < d.lastQueued {
+		d.lastQueued, d.progressAt = queued, now
+		return false
+	}
+	d.lastQueued = queued
+	if now.Sub(d.progressAt) < staleAfter {
+		return false
+	}
+	// TCIFLUSH empties the line discipline and the flip buffers behind it.
+	if err := unix.IoctlSetInt(d.slavFD, unix.TCFLSH, unix.TCIFLUSH); err != nil {
+		d.log.Warn("discard stale frames", "err", err)
+		return false
+	}
+	d.lastQueued, d.progressAt = 0, now
+	d.stats.BytesDropped.Add(int64(queued))
+	d.log.Debug("nobody reads the port: discarded stale frames", "bytes", queued)
+	return true
 }
 
 // writeFrames sends frames round robin at rate frames per second (0: as fast
@@ -381,7 +450,7 @@ func (d *device) writeFrames(ctx context.Context, frames []template, rate float6
 		}
 		fc.seq = uint64(i + 1)
 		buf = frames[i%len(frames)].render(buf[:0], fc)
-		if err := d.write(buf); err != nil {
+		if err := d.write(buf, rate > 0); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -483,7 +552,7 @@ func (d *device) rpc(in []byte, reply template, fc *frameCtx, out []byte) []byte
 	fc.input = nil
 	d.log.Info("RPC write from gateway", "hex", fmt.Sprintf("%x", in), "reply", string(out))
 	if len(out) > 0 {
-		if err := d.write(out); err != nil {
+		if err := d.write(out, false); err != nil {
 			d.log.Warn("write RPC reply", "err", err)
 		}
 	}
