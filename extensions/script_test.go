@@ -221,11 +221,16 @@ func hexs(b []byte) string {
 	return string(out)
 }
 
+// registerTestBuiltin registers a built-in converter once per test binary (-count=N).
+var registerTestBuiltin sync.Once
+
 // TestConvertersLookup: built-ins win, a script is found by class, nothing found is
 // the base's error; the script compiles once for all devices.
 func TestConvertersLookup(t *testing.T) {
-	connector.RegisterUplink("extensionsTestBuiltin", func(cfg []byte, _ *slogLogger) (connector.UplinkConverter, error) {
-		return goUplink{}, nil
+	registerTestBuiltin.Do(func() {
+		connector.RegisterUplink("extensionsTestBuiltin", func(cfg []byte, _ *slogLogger) (connector.UplinkConverter, error) {
+			return goUplink{}, nil
+		})
 	})
 	dir, _ := writeScript(t, "serial", "extensionsTestBuiltin", "syntax error here")
 	if err := os.WriteFile(filepath.Join(dir, "serial", "Script.star"), []byte("def convert(c, d):\n    return None\n"), 0o644); err != nil {
