@@ -1,0 +1,19 @@
+package storage
+
+import (
+	"os"
+	"syscall"
+)
+
+// datasync is fdatasync(2).
+func datasync(f *os.File) error {
+	for {
+		err := syscall.Fdatasync(int(f.Fd()))
+		if err != syscall.EINTR {
+			if err != nil {
+				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+			}
+			return nil
+		}
+	}
+}
