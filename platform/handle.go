@@ -50,6 +50,11 @@ func (p *Platform) handle(client, topic string, payload []byte) {
 		p.log.Debug("ignoring a message on a topic the platform does not handle", "client", client, "topic", topic)
 		return
 	}
+	p.mu.Lock()
+	if gw, ok := p.devices[client]; ok {
+		gw.lastSeen = time.Now()
+	}
+	p.mu.Unlock()
 	if err != nil {
 		p.log.Warn("bad message from gateway", "client", client, "topic", topic, "err", err, "payload", string(payload))
 	}
@@ -274,11 +279,23 @@ func (p *Platform) addClientAttributes(name, client, typ string, attrs map[strin
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	d := p.touch(name, client, typ)
+	// Gateways resend unchanged attributes with every frame: only changes
+	// make an event, so that the page's log shows what happened.
+	var changed map[string]json.RawMessage
 	for k, v := range attrs {
+		if old, ok := d.client[k]; ok && bytes.Equal(old, v) {
+			continue
+		}
 		d.client[k] = v
+		if changed == nil {
+			changed = map[string]json.RawMessage{}
+		}
+		changed[k] = v
 	}
-	p.emitLocked(Event{Type: "attributes", Device: name,
-		Data: mustJSON(map[string]any{"scope": "client", "data": attrs})})
+	if changed != nil {
+		p.emitLocked(Event{Type: "attributes", Device: name,
+			Data: mustJSON(map[string]any{"scope": "client", "data": changed})})
+	}
 }
 
 // onAttributeRequest answers v1/gateway/attributes/request

@@ -555,3 +555,25 @@ func TestAddressInUse(t *testing.T) {
 		t.Errorf("Start on a used HTTP port: err = %v", err)
 	}
 }
+
+func TestClientAttributeEventsOnlyOnChange(t *testing.T) {
+	p := startPlatform(t, Options{})
+	ch, cancel := p.subscribe()
+	defer cancel()
+	for _, payload := range []string{`{"D":{"a":1,"b":"x"}}`, `{"D":{"a":1,"b":"x"}}`, `{"D":{"a":2,"b":"x"}}`} {
+		p.handle("gw", TopicAttributes, []byte(payload))
+	}
+	var got []string
+	for len(ch) > 0 {
+		if e := <-ch; e.Type == "attributes" {
+			got = append(got, string(e.Data))
+		}
+	}
+	want := []string{`{"data":{"a":1,"b":"x"},"scope":"client"}`, `{"data":{"a":2},"scope":"client"}`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("attribute events = %v, want %v", got, want)
+	}
+	if a, _ := p.Attributes("D"); string(a.Client["a"]) != "2" {
+		t.Errorf("a = %s, want 2", a.Client["a"])
+	}
+}
