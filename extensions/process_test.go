@@ -329,3 +329,40 @@ func itoa(i int64) string {
 	b, _ := json.Marshal(i)
 	return string(b)
 }
+
+// TestPythonFileNotExecutable: a Class.py without the executable bit runs with python3.
+func TestPythonFileNotExecutable(t *testing.T) {
+	src, err := os.ReadFile("../examples/extensions/loadavg/LoadAvgConnector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "load"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "load", "Load.py"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loadavg := filepath.Join(dir, "loadavg")
+	if err := os.WriteFile(loadavg, []byte("3 2 1 1/1 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, ok := New(dir, nil).ConnectorFactory("load", "Load")
+	if !ok {
+		t.Fatal("Load.py not found")
+	}
+	gw := &testGateway{}
+	c, err := f(gw, connector.Config{Name: "L", Type: "load", Raw: json.RawMessage(`{"deviceName":"H","pollPeriod":0.05,"path":` + jsonString(loadavg) + `}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, "data", 10*time.Second, func() bool { return len(mustData(gw)) > 0 })
+	d := mustData(gw)[0]
+	if got := strings.Replace(dataJSON(d), " ts="+itoa(d.Telemetry[0].TS), "", 1); got != "H/host load1=3 load5=2 load15=1 running=1 processes=1" {
+		t.Errorf("data = %s", got)
+	}
+}
