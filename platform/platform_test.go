@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -575,5 +576,35 @@ func TestClientAttributeEventsOnlyOnChange(t *testing.T) {
 	}
 	if a, _ := p.Attributes("D"); string(a.Client["a"]) != "2" {
 		t.Errorf("a = %s, want 2", a.Client["a"])
+	}
+}
+
+func TestStopsWithContext(t *testing.T) {
+	p, err := New(Options{MQTTAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	addrs := []string{p.MQTTAddr(), p.HTTPAddr()}
+	cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, a := range addrs {
+		for {
+			c, err := net.DialTimeout("tcp", a, time.Second)
+			if err != nil {
+				break
+			}
+			c.Close()
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still listening after ctx was cancelled", a)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("Close after ctx: %v", err)
 	}
 }
