@@ -33,9 +33,11 @@ type FileConfig struct {
 	FsyncInterval time.Duration
 }
 
-// ackEvery bounds how often the ack file is rewritten: acknowledgements lost in
-// a crash only make records be sent again, so they need not cost a write each.
-const ackEvery = 10 * time.Millisecond
+// ackEvery bounds how often the ack file is rewritten (and, for sqlite, how long
+// acknowledged rows wait for their delete when no insert comes to carry it):
+// acknowledgements lost in a crash only make records be sent again, so they need
+// not cost a write and an fsync each, nor wear a flash card at 100 writes a second.
+const ackEvery = 100 * time.Millisecond
 
 const (
 	ackName    = "ack"
@@ -299,8 +301,8 @@ func (f *File) Put(ctx context.Context, records ...[]byte) error {
 	return f.put(ctx, records)
 }
 
-// Ack implements Storage. The ack point is persisted by the committer within a
-// few milliseconds; acknowledgements lost in a crash only cause re-sends.
+// Ack implements Storage. The ack point is persisted by the committer within
+// 100 ms (ackEvery); acknowledgements lost in a crash only cause re-sends.
 func (f *File) Ack(b Batch) error {
 	return f.doAck(b)
 }
@@ -545,7 +547,8 @@ func syncDir(dir string) error {
 	return err
 }
 
-// Read implements Storage.
+// Read implements Storage. A batch never spans two segment files, so it may hold
+// fewer than max records even when more are stored.
 func (f *File) Read(ctx context.Context, max int) (Batch, error) {
 	if max < 1 {
 		max = 1

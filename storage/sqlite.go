@@ -202,8 +202,8 @@ func (s *SQLite) Put(ctx context.Context, records ...[]byte) error {
 	return s.put(ctx, records)
 }
 
-// Ack implements Storage. Acknowledged rows are deleted by the committer within
-// a few milliseconds (with the next insert, or on their own).
+// Ack implements Storage. Acknowledged rows are deleted by the committer with
+// the next insert, or on their own within 100 ms (ackEvery).
 func (s *SQLite) Ack(b Batch) error {
 	return s.doAck(b)
 }
