@@ -90,7 +90,8 @@ type Config struct {
 	// ExtensionsDir is the extensions folder, where script converters and process
 	// connectors live ("extensions" beside the configuration folder by default).
 	ExtensionsDir string
-	// Logger is the connector's logger, at the level of its "logLevel".
+	// Logger is the connector's logger, at the level of its "logLevel"; it already
+	// carries a connector=NAME attribute.
 	Logger *slog.Logger
 	// Converters finds converters by class name: built-ins first, then the
 	// extensions folder. Never nil when the gateway calls a Factory.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/iotgw/iotgw/config"
 	"github.com/iotgw/iotgw/connector"
+	"github.com/iotgw/iotgw/metrics"
 	"github.com/iotgw/iotgw/storage"
 	"github.com/iotgw/iotgw/tbmqtt"
 )
@@ -62,7 +63,8 @@ type Gateway struct {
 
 	encPool sync.Pool // *encodeBuf for SendToStorage
 
-	stats Stats
+	stats   Stats
+	latency *metrics.Histogram // publish → PUBACK per batch
 
 	rpcReplies sync.Map // replyKey → chan struct{} (the per-device worker waits on it)
 	rpcSeq     atomic.Int64
@@ -131,6 +133,7 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 		devices:    make(map[string]*device),
 	}
 	g.encPool.New = func() any { return &encodeBuf{} }
+	g.latency = metrics.NewHistogram("iotgw_publish_latency_seconds", "Time from publishing a batch to its last PUBACK.", latencyBuckets)
 	g.life, g.endLife = context.WithCancel(context.Background())
 
 	tb := cfg.Thingsboard

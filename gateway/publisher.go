@@ -16,6 +16,7 @@ type flight struct {
 	pending []*tbmqtt.Pending
 	msgs    int
 	values  int
+	sent    time.Time
 }
 
 // publish moves records from storage to the platform until ctx is done. A batch is
@@ -131,6 +132,7 @@ func (g *Gateway) pump(ctx context.Context, b *batcher) bool {
 				cancelRead()
 				continue
 			}
+			g.observeLatency(time.Since(f.sent))
 			if err := g.store.Ack(f.batch); err != nil && !errors.Is(err, storage.ErrClosed) {
 				g.log.Error("storage ack failed", "err", err)
 			}
@@ -146,7 +148,7 @@ func (g *Gateway) pump(ctx context.Context, b *batcher) bool {
 		if err != nil {
 			break
 		}
-		f := &flight{batch: batch}
+		f := &flight{batch: batch, sent: time.Now()}
 		b.out = b.out[:0]
 		for _, raw := range batch.Records {
 			r, err := decodeRecord(raw)

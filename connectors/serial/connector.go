@@ -111,7 +111,7 @@ func (c *SerialConnector) Open(ctx context.Context) error {
 		go func() { defer c.wg.Done(); d.readLoop(runCtx) }()
 		go func() { defer c.wg.Done(); d.writeLoop(runCtx) }()
 	}
-	c.log.Info("serial connector started", "connector", c.name, "devices", len(c.devices))
+	c.log.Info("serial connector started", "devices", len(c.devices))
 	return nil
 }
 
@@ -134,7 +134,7 @@ func (c *SerialConnector) Close() error {
 		for _, d := range c.devices {
 			c.gw.DelDevice(d.cfg.name)
 		}
-		c.log.Info("serial connector stopped", "connector", c.name)
+		c.log.Info("serial connector stopped")
 	})
 	return nil
 }
