@@ -101,26 +101,28 @@ func WatchdogInterval() (time.Duration, bool) {
 }
 
 // KeepAlive sends a watchdog keep-alive at half the WatchdogInterval until ctx is
-// done, then returns nil. It returns nil at once when the watchdog is not enabled.
-// The caller owns the goroutine it runs in. A failed send is returned (the caller
-// decides whether to log and retry); systemd then restarts us if pings stop.
+// done. It returns nil at once when the watchdog is not enabled. The caller owns the
+// goroutine it runs in.
+//
+// A failed send does not stop the pings: one lost datagram (a busy systemd) must not
+// turn into a restart, and if every send fails systemd restarts us anyway, which is
+// the point of the watchdog. KeepAlive returns the first error it met, if any, once
+// ctx is done.
 func KeepAlive(ctx context.Context) error {
 	interval, ok := WatchdogInterval()
 	if !ok {
 		return nil
 	}
-	if err := Watchdog(); err != nil {
-		return err
-	}
+	first := Watchdog()
 	t := time.NewTicker(interval / 2)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return first
 		case <-t.C:
-			if err := Watchdog(); err != nil {
-				return err
+			if err := Watchdog(); err != nil && first == nil {
+				first = err
 			}
 		}
 	}

@@ -166,6 +166,37 @@ func TestKeepAlive(t *testing.T) {
 	}
 }
 
+// TestKeepAliveSurvivesErrors: pings go on after a failed send (systemd was busy or
+// restarting), and the first error is reported at the end.
+func TestKeepAliveSurvivesErrors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	t.Setenv("NOTIFY_SOCKET", path) // nobody listens yet: the first pings fail
+	t.Setenv("WATCHDOG_USEC", "100000")
+	t.Setenv("WATCHDOG_PID", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- KeepAlive(ctx) }()
+	time.Sleep(120 * time.Millisecond)
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := recv(t, c); got != "WATCHDOG=1" {
+		t.Errorf("after the socket came up: got %q", got)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "dial") {
+			t.Errorf("KeepAlive = %v, want the first dial error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("KeepAlive did not return after cancel")
+	}
+}
+
 func TestKeepAliveDisabled(t *testing.T) {
 	t.Setenv("WATCHDOG_USEC", "")
 	// Returns at once even with a context that never ends.
