@@ -113,6 +113,9 @@ func compileField(f []string) (part, error) {
 	if err != nil {
 		return part{}, fmt.Errorf("{{%s}} upper bound: %w", f[0], err)
 	}
+	if math.IsInf(a, 0) || math.IsInf(b, 0) || math.IsNaN(a) || math.IsNaN(b) || math.IsInf(b-a, 0) {
+		return part{}, fmt.Errorf("{{%s %s %s}}: bounds must be finite numbers", f[0], f[1], f[2])
+	}
 	if b < a {
 		return part{}, fmt.Errorf("{{%s %s %s}}: upper bound below lower bound", f[0], f[1], f[2])
 	}
@@ -122,7 +125,11 @@ func compileField(f []string) (part, error) {
 	}
 	// The bounds as written decide the output precision: "30 70" prints integers,
 	// "30.0 70.0" one decimal.
-	return part{kind: kind, a: a, b: b, dec: max(decimals(f[1]), decimals(f[2]))}, nil
+	dec := max(decimals(f[1]), decimals(f[2]))
+	if dec > 9 {
+		return part{}, fmt.Errorf("{{%s %s %s}}: at most 9 decimals", f[0], f[1], f[2])
+	}
+	return part{kind: kind, a: a, b: b, dec: dec}, nil
 }
 
 func decimals(s string) int {
