@@ -176,29 +176,41 @@ func New(o Options) (*Platform, error) {
 }
 
 // Start starts the MQTT broker and the HTTP server and returns when both are
-// listening. The platform stops when ctx is done or Close is called.
+// listening. The platform stops when ctx is done or Close is called; it
+// starts once.
 func (p *Platform) Start(ctx context.Context) error {
+	if p.broker != nil {
+		return errors.New("platform: already started")
+	}
+	select {
+	case <-p.done:
+		return errors.New("platform: closed")
+	default:
+	}
 	// mochi logs every client at Info; keep its warnings and errors only.
-	p.broker = mqtt.New(&mqtt.Options{
+	broker := mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Logger:       slog.New(minLevel{slog.LevelWarn, p.log.With("component", "broker").Handler()}),
 	})
-	if err := p.broker.AddHook(&hook{p: p}, nil); err != nil {
+	if err := broker.AddHook(&hook{p: p}, nil); err != nil {
 		return fmt.Errorf("platform: broker hook: %w", err)
 	}
 	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: p.o.MQTTAddr})
-	if err := p.broker.AddListener(tcp); err != nil {
+	if err := broker.AddListener(tcp); err != nil {
 		return fmt.Errorf("platform: mqtt listen on %s: %w", p.o.MQTTAddr, err)
 	}
 	ln, err := net.Listen("tcp", p.o.HTTPAddr)
 	if err != nil {
-		_ = p.broker.Close()
+		_ = broker.Close()
 		return fmt.Errorf("platform: http listen on %s: %w", p.o.HTTPAddr, err)
 	}
-	p.httpLn = ln
-	if err := p.broker.Serve(); err != nil {
+	// Only a started platform has a broker: Close and the downlink calls rely
+	// on it. It is set before Serve so that the hook's goroutines see it.
+	p.broker, p.httpLn = broker, ln
+	if err := broker.Serve(); err != nil {
+		p.broker, p.httpLn = nil, nil
 		_ = ln.Close()
-		_ = p.broker.Close()
+		_ = broker.Close()
 		return fmt.Errorf("platform: mqtt serve: %w", err)
 	}
 	p.httpSrv = &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}

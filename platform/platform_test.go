@@ -555,6 +555,18 @@ func TestAddressInUse(t *testing.T) {
 	if err := c.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "http listen on") {
 		t.Errorf("Start on a used HTTP port: err = %v", err)
 	}
+	// A platform that failed to start closes cleanly, more than once.
+	for _, p := range []*Platform{b, c, c} {
+		if err := p.Close(); err != nil {
+			t.Errorf("Close after a failed Start: %v", err)
+		}
+	}
+	if err := a.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "already started") {
+		t.Errorf("second Start: err = %v", err)
+	}
+	if err := c.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("Start after Close: err = %v", err)
+	}
 }
 
 func TestClientAttributeEventsOnlyOnChange(t *testing.T) {
