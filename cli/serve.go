@@ -29,7 +29,12 @@ func serve(ctx context.Context, gw *gateway.Gateway, cfg *config.Gateway, f *run
 	if err := sdnotify.Ready(); err != nil {
 		log.Debug("sd_notify", "err", err)
 	}
-	go func() { _ = sdnotify.KeepAlive(runCtx) }()
+	keepAlive := make(chan struct{})
+	go func() {
+		defer close(keepAlive)
+		_ = sdnotify.KeepAlive(runCtx)
+	}()
+	defer func() { cancel(); <-keepAlive }()
 
 	for {
 		select {

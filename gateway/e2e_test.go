@@ -97,6 +97,12 @@ func (c *testConn) send(t *testing.T, device string, ts int64, kv ...any) {
 // and starts the gateway. It returns the connector and a stop function.
 func setup(t *testing.T, b *brokertest.Broker, storageJSON string) (*testConn, func()) {
 	t.Helper()
+	return setupAt(t, b.Host(), b.Port(), storageJSON)
+}
+
+// setupAt is setup against any broker.
+func setupAt(t *testing.T, host string, port int, storageJSON string) (*testConn, func()) {
+	t.Helper()
 	dir := t.TempDir()
 	name := "TC-" + strings.ReplaceAll(t.Name(), "/", "-")
 	if storageJSON == "" {
@@ -104,7 +110,7 @@ func setup(t *testing.T, b *brokertest.Broker, storageJSON string) (*testConn, f
 	}
 	main := fmt.Sprintf(`{"thingsboard":{"host":%q,"port":%d,"security":{"type":"accessToken","accessToken":"TOKEN"},"qos":1,"maxPayloadSizeBytes":4096},
 "storage":%s,
-"connectors":[{"name":%q,"type":"testconn","class":"TestConnector","configuration":"tc.json"}]}`, b.Host(), b.Port(), storageJSON, name)
+"connectors":[{"name":%q,"type":"testconn","class":"TestConnector","configuration":"tc.json"}]}`, host, port, storageJSON, name)
 	must(t, os.WriteFile(filepath.Join(dir, "tb_gateway.json"), []byte(main), 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "tc.json"), []byte(`{"name":"x"}`), 0o644))
 	cfg, _, err := config.Load(filepath.Join(dir, "tb_gateway.json"))
