@@ -29,6 +29,7 @@ func (g *Gateway) subscribe() {
 	g.mqtt.Subscribe(tbmqtt.TopicRPC, 1, g.onRPC)
 	g.mqtt.Subscribe(tbmqtt.TopicDeviceRPCRequest+"+", 1, g.onGatewayRPC)
 	g.mqtt.Subscribe(tbmqtt.TopicDeviceRPCResponse+"+", 1, g.onGatewayRPCResponse)
+	g.mqtt.Subscribe(tbmqtt.TopicAttributesResponse, 1, g.onAttributesResponse)
 	g.mqtt.OnConnect(g.onConnect)
 }
 
@@ -68,8 +69,10 @@ func (g *Gateway) onAttributes(_ string, payload []byte) {
 		g.log.Debug("ignoring an attribute update with bad data", "err", err)
 		return
 	}
-	upd := connector.AttributeUpdate{Device: m.Device, Data: data}
-	queued := g.enqueue(m.Device, func(c connector.Connector) { c.OnAttributesUpdate(upd) })
+	queued := g.enqueue(m.Device, func(c connector.Connector, name string) {
+		// The connector gets the device under its own name (renamed devices).
+		c.OnAttributesUpdate(connector.AttributeUpdate{Device: name, Data: data})
+	})
 	if !queued {
 		g.log.Debug("attribute update for an unknown device", "device", m.Device)
 	}
@@ -99,7 +102,9 @@ func (g *Gateway) onRPC(_ string, payload []byte) {
 		}
 	}
 	g.stats.RPCs.Add(1)
-	queued := g.enqueue(m.Device, func(c connector.Connector) {
+	queued := g.enqueue(m.Device, func(c connector.Connector, name string) {
+		req := req
+		req.Device = name // the connector's own name; SendRPCReply maps it back
 		key := replyKey{req.Device, req.ID}
 		done := make(chan struct{})
 		g.rpcReplies.Store(key, done)
@@ -118,21 +123,44 @@ func (g *Gateway) onRPC(_ string, payload []byte) {
 	}
 }
 
-// enqueue hands job to the device's worker. It returns false when no connector owns
-// the device. A full queue drops the request (counted and logged).
-func (g *Gateway) enqueue(name string, job func(connector.Connector)) bool {
-	g.mu.Lock()
-	d := g.devices[name]
-	if d == nil || d.conn == nil || d.conn.conn == nil {
-		g.mu.Unlock()
+// enqueue hands job to the worker of the device the platform calls platformName
+// (a renamed device by its new name); job gets the device's connector and the
+// name the connector uses. It returns false when no open connector owns the
+// device. A full queue drops the request (counted and logged).
+func (g *Gateway) enqueue(platformName string, job func(c connector.Connector, device string)) bool {
+	dev, ok := g.reg.Lookup(platformName)
+	if !ok {
 		return false
 	}
+	g.mu.RLock()
+	d := g.devices[dev.Name]
+	g.mu.RUnlock()
+	if d == nil {
+		return false
+	}
+	return g.enqueueDevice(d, dev.Name, job)
+}
+
+// enqueueDevice queues job on device d, named name by its connector.
+func (g *Gateway) enqueueDevice(d *device, name string, job func(c connector.Connector, device string)) bool {
+	g.mu.RLock()
+	var c connector.Connector
+	if d.conn != nil {
+		c = d.conn.conn
+	}
+	g.mu.RUnlock()
+	// A saved device's connector may not be open yet (or is being reloaded).
+	// IsStopped is called without the gateway's lock: connectors call the gateway
+	// while holding their own locks.
+	if c == nil || c.IsStopped() {
+		return false
+	}
+	g.mu.Lock()
 	if d.queue == nil {
 		d.queue = make(chan func(), deviceQueueLen)
 	}
-	c := d.conn.conn
 	select {
-	case d.queue <- func() { job(c) }:
+	case d.queue <- func() { job(c, name) }:
 	default:
 		g.mu.Unlock()
 		g.stats.DroppedDownlink.Add(1)
@@ -181,7 +209,7 @@ func (g *Gateway) SendRPCReply(device string, id int, content any) error {
 	if device == "" {
 		return g.sendGatewayReply(id, data)
 	}
-	return g.publishNow(tbmqtt.TopicRPC, tbmqtt.RPCReplyPayload(device, id, data))
+	return g.publishNow(tbmqtt.TopicRPC, tbmqtt.RPCReplyPayload(g.platformName(device), id, data))
 }
 
 // encodeReply makes the reply's "data" object: SPEC §3 wants an object, never a

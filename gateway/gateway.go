@@ -45,6 +45,9 @@ type Options struct {
 	InflightBatches int
 	// StopTimeout bounds the graceful stop (default 4 s).
 	StopTimeout time.Duration
+	// Now is the clock of report strategies and inactivity checks (time.Now when
+	// nil); tests pass a fake clock.
+	Now func() time.Time
 }
 
 // Gateway is the running core. Create it with New and run it with Run.
@@ -73,6 +76,8 @@ type Gateway struct {
 
 	sessionMaxPayload atomic.Int64
 	workers           sync.WaitGroup // per-device downlink workers
+
+	platform // report strategies, filtering, inactivity, registry, statistics
 	// life ends when Run has closed storage: puts blocked on back-pressure give up.
 	life    context.Context
 	endLife context.CancelFunc
@@ -81,12 +86,17 @@ type Gateway struct {
 type slot struct {
 	entry config.Connector
 	conn  connector.Connector
+
+	// per-connector statistics, counted in SendToStorage
+	msgs, values atomic.Uint64
 }
 
 type device struct {
-	name, typ string
+	name, typ string // as the connector calls it
+	pname     string // name on the platform: name, or the platform's rename
 	conn      *slot
 	announced bool // a connect record was stored in this run
+	inactive  bool // silent for the inactivity timeout: disconnected
 
 	// downlink queue, served by one worker goroutine at a time (serializes RPCs
 	// per device while different devices run concurrently)
@@ -106,6 +116,11 @@ type Stats struct {
 	RPCs             atomic.Uint64 // RPC requests routed to connectors
 	RPCReplies       atomic.Uint64
 	PublishFailures  atomic.Uint64 // batches sent again after a lost connection
+	DroppedFiltered  atomic.Uint64 // messages of devices refused by deviceFiltering
+	ValuesSuppressed atomic.Uint64 // datapoints held back by a report strategy
+	ValuesResent     atomic.Uint64 // datapoints re-sent by a periodic report strategy
+	Disconnects      atomic.Uint64 // inactive devices reported disconnected
+	AttrRequests     atomic.Uint64 // attribute requests sent to the platform
 }
 
 type encodeBuf struct{ rec, scratch []byte }
@@ -158,6 +173,9 @@ func New(cfg *config.Gateway, opts Options) (*Gateway, error) {
 			return nil, err
 		}
 		g.connectors[entry.Name] = s
+	}
+	if err := g.initPlatform(); err != nil {
+		return nil, err
 	}
 
 	if opts.Storage != nil {
@@ -293,6 +311,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.publish(pubCtx)
 	}()
 
+	platCtx, stopPlat := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPlat()
+	platDone := g.runPlatform(platCtx)
+
 	for _, s := range g.sortedSlots() {
 		if err := s.conn.Open(ctx); err != nil {
 			g.log.Error("connector failed to open", "connector", s.entry.Name, "err", err)
@@ -314,6 +336,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.log.Info("stopping", "stored", g.store.Len())
 
 	g.closeConnectors(time.Until(deadline) / 2)
+	// Periodic re-sends, inactivity checks and statistics stop before the last
+	// flush; the registry file gets its final write.
+	stopPlat()
+	<-platDone
 	// Let the publisher drain what it can before the deadline; what is left stays
 	// in storage (file, sqlite) for the next run.
 	for g.store.Len() > 0 && g.mqtt.Connected() && time.Now().Before(deadline.Add(-500*time.Millisecond)) {

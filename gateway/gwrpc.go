@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -89,14 +88,18 @@ func (g *Gateway) onGatewayRPC(topic string, payload []byte) {
 	case "gateway_version", "version":
 		reply(map[string]any{"result": g.opts.Version, "success": true})
 	case "gateway_devices", "devices":
+		// {"<platform name>": "<connector name>"}, as the Python gateway answers.
 		devs := map[string]string{}
 		g.mu.RLock()
-		for name, d := range g.devices {
+		for _, d := range g.devices {
 			cname := ""
 			if d.conn != nil {
-				cname = d.conn.conn.Name()
+				cname = d.conn.entry.Name
+				if cname == "" && d.conn.conn != nil {
+					cname = d.conn.conn.Name()
+				}
 			}
-			devs[name] = cname
+			devs[d.pname] = cname
 		}
 		g.mu.RUnlock()
 		reply(map[string]any{"result": devs, "success": true})
@@ -109,13 +112,22 @@ func (g *Gateway) onGatewayRPC(topic string, payload []byte) {
 		_ = json.Unmarshal(req.Params, &p)
 		delay := time.Duration(p.Delay * float64(time.Second))
 		reply(map[string]any{"success": true, "result": "restarting in " + delay.String()})
+		// The wait ends with the gateway's life: a stop cancels the restart.
 		go func() {
-			time.Sleep(delay + 500*time.Millisecond) // let the reply leave
+			select {
+			case <-time.After(delay + 500*time.Millisecond): // let the reply leave
+			case <-g.life.Done():
+				return
+			}
 			g.log.Warn("restarting on the platform's request")
 			if err := restartHook(); err != nil {
 				g.log.Error("restart failed", "err", err)
 			}
 		}()
+	case "gateway_device_renamed", "device_renamed":
+		reply(g.rpcDeviceRenamed(req.Params))
+	case "gateway_device_deleted", "device_deleted":
+		reply(g.rpcDeviceDeleted(req.Params))
 	default:
 		if !g.connectorTypeRPC(id, req) {
 			reply(map[string]any{"error": "Method " + req.Method + " not found", "success": false})
@@ -169,31 +181,4 @@ func (g *Gateway) sendGatewayReply(id int, data []byte) error {
 	}
 	time.AfterFunc(time.Minute, func() { g.gatewayReplied.Delete(id) })
 	return g.publishNow(tbmqtt.TopicDeviceRPCResponse+strconv.Itoa(id), data)
-}
-
-// StatsSnapshot returns the gateway's statistics as a JSON-friendly map.
-func (g *Gateway) StatsSnapshot() map[string]any {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	st := g.store.Stats()
-	g.mu.RLock()
-	ndev := len(g.devices)
-	g.mu.RUnlock()
-	return map[string]any{
-		"messagesReceived":   g.stats.MessagesReceived.Load(),
-		"valuesReceived":     g.stats.ValuesReceived.Load(),
-		"messagesSent":       g.stats.MessagesSent.Load(),
-		"valuesSent":         g.stats.ValuesSent.Load(),
-		"droppedInvalid":     g.stats.DroppedInvalid.Load(),
-		"droppedDownlink":    g.stats.DroppedDownlink.Load(),
-		"droppedStorageFull": st.Dropped,
-		"expiredStorage":     st.Expired,
-		"storageDepth":       g.store.Len(),
-		"rpcs":               g.stats.RPCs.Load(),
-		"rpcReplies":         g.stats.RPCReplies.Load(),
-		"publishRetries":     g.stats.PublishFailures.Load(),
-		"devices":            ndev,
-		"goroutines":         runtime.NumGoroutine(),
-		"heapBytes":          ms.HeapAlloc,
-	}
 }

@@ -7,8 +7,14 @@ import (
 	"github.com/iotgw/iotgw/connector"
 )
 
-// SendToStorage implements connector.Gateway: it announces the device on its first
-// data and puts the data into storage. It blocks while storage applies back-pressure.
+// SendToStorage implements connector.Gateway. In order: device filtering, the
+// inactivity tracker, the report strategies (connector level from tb_gateway.json,
+// device and datapoint levels on the datapoints, gateway level), then storage, with
+// a connect record before a device's first data and the platform's name for a
+// renamed device. It blocks while storage applies back-pressure.
+//
+// With every strategy ON_RECEIVED and no rename, it allocates nothing but the
+// stored record.
 func (g *Gateway) SendToStorage(connectorName, connectorID string, data *connector.ConvertedData) error {
 	if data == nil {
 		return nil
@@ -18,27 +24,68 @@ func (g *Gateway) SendToStorage(connectorName, connectorID string, data *connect
 		return fmt.Errorf("connector %q: converted data without a device name", connectorName)
 	}
 	g.stats.MessagesReceived.Add(1)
-	nvalues := len(data.Attributes)
-	for i := range data.Telemetry {
-		nvalues += len(data.Telemetry[i].Values)
-	}
+	nvalues := countValues(data)
 	g.stats.ValuesReceived.Add(uint64(nvalues))
+
+	g.mu.RLock()
+	s := g.connectors[connectorName]
+	var connStrategy *connector.ReportStrategy
+	if s != nil {
+		connStrategy = s.entry.ReportStrategy
+	}
+	g.mu.RUnlock()
+	if s != nil {
+		s.msgs.Add(1)
+		s.values.Add(uint64(nvalues))
+	}
 	if nvalues == 0 {
 		return nil
 	}
+	if !g.allowed(connectorName, data.DeviceName) {
+		return nil
+	}
+	if g.activity != nil {
+		// An inactive device becomes active here (onActive), before needsConnect.
+		g.activity.Seen(data.DeviceName)
+	}
+	out := g.report.Filter(connStrategy, nil, data)
+	if out != data {
+		kept := 0
+		if out != nil {
+			kept = countValues(out)
+		}
+		g.stats.ValuesSuppressed.Add(uint64(nvalues - kept))
+		if out == nil {
+			return nil
+		}
+	}
+	pname, connectType := g.needsConnect(connectorName, out.DeviceName, out.DeviceType)
+	return g.storeData(out, pname, connectType)
+}
 
+// storeData stores data under the platform name pname, preceded by a connect
+// record when connectType is not empty.
+func (g *Gateway) storeData(data *connector.ConvertedData, pname, connectType string) error {
 	buf := g.encPool.Get().(*encodeBuf)
 	defer g.encPool.Put(buf)
 	rec := buf.rec[:0]
-	if g.needsConnect(connectorName, data.DeviceName, data.DeviceType) {
-		rec = appendDeviceRecord(rec, recConnect, data.DeviceName, deviceTypeOr(data.DeviceType))
+	if connectType != "" {
+		rec = appendDeviceRecord(rec, recConnect, pname, connectType)
 		if err := g.put(rec); err != nil {
+			buf.rec = rec
 			return err
 		}
 		rec = rec[:0]
 	}
+	d := data
+	var renamed connector.ConvertedData
+	if pname != data.DeviceName {
+		renamed = *data
+		renamed.DeviceName = pname
+		d = &renamed
+	}
 	var ok bool
-	rec, buf.scratch, ok = appendRecord(rec, data, time.Now().UnixMilli(), buf.scratch)
+	rec, buf.scratch, ok = appendRecord(rec, d, time.Now().UnixMilli(), buf.scratch)
 	buf.rec = rec
 	if !ok {
 		return nil
@@ -62,31 +109,40 @@ func deviceTypeOr(t string) string {
 	return t
 }
 
-// needsConnect registers the device under its connector and reports whether a
-// connect record must precede its data (first data in this run).
-func (g *Gateway) needsConnect(connectorName, name, typ string) bool {
+// needsConnect registers the device under its connector and returns its platform
+// name, and its type when a connect record must precede its data (first data in
+// this run, first data after a rename or after inactivity).
+func (g *Gateway) needsConnect(connectorName, name, typ string) (pname, connectType string) {
 	g.mu.RLock()
 	d, ok := g.devices[name]
-	announced := ok && d.announced
-	g.mu.RUnlock()
-	if announced {
-		return false
+	if ok && d.announced {
+		pname = d.pname
+		g.mu.RUnlock()
+		return pname, ""
 	}
+	g.mu.RUnlock()
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	d, ok = g.devices[name]
 	if !ok {
-		d = &device{name: name, typ: deviceTypeOr(typ)}
+		d = &device{name: name, pname: g.reg.PlatformName(name), typ: deviceTypeOr(typ)}
 		g.devices[name] = d
 	}
 	if d.conn == nil {
 		d.conn = g.connectors[connectorName]
 	}
+	pname = d.pname
 	if d.announced {
-		return false
+		g.mu.Unlock()
+		return pname, ""
 	}
 	d.announced = true
-	return true
+	s, dtyp := d.conn, d.typ
+	g.mu.Unlock()
+	if !ok {
+		g.register(name, dtyp, s)
+	}
+	g.requestSync(name)
+	return pname, dtyp
 }
 
 // AddDevice implements connector.Gateway.
@@ -94,10 +150,13 @@ func (g *Gateway) AddDevice(name, deviceType string, c connector.Connector) {
 	if name == "" {
 		return
 	}
+	if g.activity != nil {
+		g.activity.Seen(name)
+	}
 	g.mu.Lock()
 	d, ok := g.devices[name]
 	if !ok {
-		d = &device{name: name, typ: deviceTypeOr(deviceType)}
+		d = &device{name: name, pname: g.reg.PlatformName(name), typ: deviceTypeOr(deviceType)}
 		g.devices[name] = d
 	}
 	if deviceType != "" {
@@ -112,38 +171,69 @@ func (g *Gateway) AddDevice(name, deviceType string, c connector.Connector) {
 	}
 	first := !d.announced
 	d.announced = true
-	typ := d.typ
+	typ, pname, s := d.typ, d.pname, d.conn
 	g.mu.Unlock()
+	g.register(name, typ, s)
 	if first {
-		if err := g.put(appendDeviceRecord(nil, recConnect, name, typ)); err != nil {
-			g.log.Warn("device connect not stored", "device", name, "err", err)
+		if err := g.put(appendDeviceRecord(nil, recConnect, pname, typ)); err != nil {
+			g.log.Warn("device connect not stored", "device", pname, "err", err)
 		}
+		g.requestSync(name)
 	}
 }
 
-// DelDevice implements connector.Gateway.
+// DelDevice implements connector.Gateway: the platform is told the device
+// disconnected and the gateway forgets it (connected_devices.json included). While
+// the gateway stops, connectors closing their devices only disconnect them: the
+// registry keeps them for the next start.
 func (g *Gateway) DelDevice(name string) {
-	g.mu.Lock()
+	g.mu.RLock()
 	d, ok := g.devices[name]
+	var pname, typ string
 	if ok {
-		delete(g.devices, name)
+		pname, typ = d.pname, d.typ
 	}
-	g.mu.Unlock()
+	g.mu.RUnlock()
 	if !ok {
 		return
 	}
-	if err := g.put(appendDeviceRecord(nil, recDisconnect, name, d.typ)); err != nil {
-		g.log.Debug("device disconnect not stored", "device", name, "err", err)
+	if !g.stopping.Load() {
+		g.reg.Delete(name)
+		g.forget(name)
+	}
+	if err := g.put(appendDeviceRecord(nil, recDisconnect, pname, typ)); err != nil {
+		g.log.Debug("device disconnect not stored", "device", pname, "err", err)
 	}
 }
 
-// knownDevices lists the devices to re-announce after a reconnect.
+// knownDevices lists the devices to re-announce after a (re)connect to the
+// platform, by platform name: every known device except the inactive ones (they
+// were told disconnected and connect again with their next data). Each of them
+// has its shared attributes synced.
 func (g *Gateway) knownDevices() [][2]string {
 	g.mu.RLock()
-	defer g.mu.RUnlock()
 	out := make([][2]string, 0, len(g.devices))
+	names := make([]string, 0, len(g.devices))
 	for _, d := range g.devices {
-		out = append(out, [2]string{d.name, d.typ})
+		if d.inactive {
+			continue
+		}
+		out = append(out, [2]string{d.pname, d.typ})
+		names = append(names, d.name)
+	}
+	g.mu.RUnlock()
+	for _, n := range names {
+		g.requestSync(n)
 	}
 	return out
+}
+
+// platformName returns the platform's name for a device the connector calls name.
+func (g *Gateway) platformName(name string) string {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if d := g.devices[name]; d != nil {
+		return d.pname
+	}
+	return g.reg.PlatformName(name)
 }
