@@ -72,7 +72,11 @@ type UplinkConverter struct {
 // in the connector file. It is the factory registered as "TCPLineUplinkConverter":
 // the map lookups and type names are checked here once, not per line.
 func NewUplinkConverter(deviceConfig []byte, log *slog.Logger) (connector.UplinkConverter, error) {
-	return newUplinkConverter(deviceConfig, log)
+	u, err := newUplinkConverter(deviceConfig, log)
+	if err != nil {
+		return nil, fmt.Errorf("tcpline uplink converter: %w", err)
+	}
+	return u, nil
 }
 
 func newUplinkConverter(deviceConfig []byte, log *slog.Logger) (*UplinkConverter, error) {
@@ -81,7 +85,7 @@ func newUplinkConverter(deviceConfig []byte, log *slog.Logger) (*UplinkConverter
 	}
 	var c uplinkConfig
 	if err := json.Unmarshal(deviceConfig, &c); err != nil {
-		return nil, fmt.Errorf("tcpline uplink converter: %w", describeJSONError(err))
+		return nil, describeJSONError(err)
 	}
 	u := &UplinkConverter{
 		deviceName: firstOf(c.DeviceName, c.Name, defaultDeviceName),
