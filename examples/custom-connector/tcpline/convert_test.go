@@ -109,6 +109,31 @@ func TestUplinkConvert(t *testing.T) {
 	}
 }
 
+func TestUplinkReportStrategy(t *testing.T) {
+	u, err := NewUplinkConverter([]byte(`{"name":"D","telemetry":{"t":"float"},"attributes":{"fw":"string"},
+		"reportStrategy":{"type":"on_change","ttl":60}}`), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := u.Convert([]byte("t=1;fw=x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := connector.ReportStrategy{Type: connector.OnChange, TTL: 60}
+	for _, dp := range append(d.Telemetry[0].Values, d.Attributes...) {
+		if dp.Strategy == nil || *dp.Strategy != want {
+			t.Fatalf("%s: strategy %+v, want %+v", dp.Key, dp.Strategy, want)
+		}
+	}
+	// Without a device strategy the datapoints carry none: the connector's or the
+	// gateway's applies.
+	u, _ = NewUplinkConverter([]byte(boilerDevice), quiet)
+	d, _ = u.Convert([]byte("temp=1"))
+	if d.Telemetry[0].Values[0].Strategy != nil {
+		t.Fatal("strategy set without a reportStrategy")
+	}
+}
+
 func TestUplinkConfigErrors(t *testing.T) {
 	tests := []struct{ device, want string }{
 		{`{"telemetry":{"a":"complex"}}`, `telemetry.a: expected int, float, bool or string, got "complex"`},
@@ -117,6 +142,8 @@ func TestUplinkConfigErrors(t *testing.T) {
 		{`{"telemetry":{"a":"int"},"separator":"="}`, `keyValueSeparator: expected a text other than separator, got "=" for both`},
 		{`{"telemetry":{"a":"int"},"otherKeys":"all"}`, `otherKeys: expected "ignore" or "telemetry", got "all"`},
 		{`{"name":"D"}`, `telemetry: expected a map of keys to types (or "otherKeys": "telemetry"), got none: no line would give any data`},
+		{`{"telemetry":{"a":"int"},"reportStrategy":{"type":"ON_REPORT_PERIOD"}}`, `reportStrategy.reportPeriod: expected milliseconds > 0 for ON_REPORT_PERIOD, got 0`},
+		{`{"telemetry":{"a":"int"},"reportStrategy":{"type":"SOMETIMES"}}`, `reportStrategy.type: expected ON_RECEIVED, ON_CHANGE, ON_REPORT_PERIOD, ON_CHANGE_OR_REPORT_PERIOD or DISABLED, got "SOMETIMES"`},
 		{`{"telemetry":["a"]}`, `tcpline uplink converter: telemetry: expected map[string]string, got a JSON array`},
 	}
 	for _, tc := range tests {

@@ -47,6 +47,10 @@ type uplinkConfig struct {
 	Telemetry         map[string]string `json:"telemetry"`
 	Attributes        map[string]string `json:"attributes"`
 	OtherKeys         string            `json:"otherKeys"`
+	// ReportStrategy is the device's report strategy; the converter puts it on every
+	// datapoint (connector.Datapoint.Strategy), where the gateway looks for the
+	// device and datapoint levels.
+	ReportStrategy *connector.ReportStrategy `json:"reportStrategy"`
 }
 
 // field says where one key of a line goes.
@@ -65,6 +69,7 @@ type UplinkConverter struct {
 	tsKey                  string
 	fields                 map[string]field
 	otherTelemetry         bool
+	strategy               *connector.ReportStrategy
 	log                    *slog.Logger
 }
 
@@ -135,6 +140,12 @@ func newUplinkConverter(deviceConfig []byte, log *slog.Logger) (*UplinkConverter
 	default:
 		return nil, fmt.Errorf(`otherKeys: expected "ignore" or "telemetry", got %q`, c.OtherKeys)
 	}
+	if rs := c.ReportStrategy; rs != nil {
+		if err := checkStrategy(rs); err != nil {
+			return nil, fmt.Errorf("reportStrategy.%w", err)
+		}
+		u.strategy = rs
+	}
 	if len(u.fields) == 0 && !u.otherTelemetry {
 		return nil, errors.New(`telemetry: expected a map of keys to types (or "otherKeys": "telemetry"), got none: no line would give any data`)
 	}
@@ -186,10 +197,11 @@ func (u *UplinkConverter) Convert(line []byte) (*connector.ConvertedData, error)
 			u.log.Warn("value left out", "device", u.deviceName, "key", key, "error", err)
 			continue
 		}
+		dp := connector.Datapoint{Key: key, Value: v, Strategy: u.strategy}
 		if f.attribute {
-			out.AddAttribute(key, v)
+			out.Attributes = append(out.Attributes, dp)
 		} else {
-			values = append(values, connector.Datapoint{Key: key, Value: v})
+			values = append(values, dp)
 		}
 	}
 	if pairs == 0 {
@@ -199,6 +211,24 @@ func (u *UplinkConverter) Convert(line []byte) (*connector.ConvertedData, error)
 		out.AddTelemetry(ts, values...)
 	}
 	return out, nil
+}
+
+// checkStrategy validates a report strategy by the rules of tb_gateway.json.
+func checkStrategy(rs *connector.ReportStrategy) error {
+	rs.Type = strings.ToUpper(rs.Type)
+	switch rs.Type {
+	case connector.OnReceived, connector.OnChange, connector.Disabled:
+	case connector.OnReportPeriod, connector.OnChangeOrReportPeriod:
+		if rs.ReportPeriod <= 0 {
+			return fmt.Errorf("reportPeriod: expected milliseconds > 0 for %s, got %d", rs.Type, rs.ReportPeriod)
+		}
+	default:
+		return fmt.Errorf("type: expected ON_RECEIVED, ON_CHANGE, ON_REPORT_PERIOD, ON_CHANGE_OR_REPORT_PERIOD or DISABLED, got %q", rs.Type)
+	}
+	if rs.TTL < 0 {
+		return fmt.Errorf("ttl: expected seconds ≥ 0, got %d", rs.TTL)
+	}
+	return nil
 }
 
 // parseValue converts the text of one value to typ.
