@@ -68,6 +68,10 @@ func (g *Gateway) onGatewayRPC(topic string, payload []byte) {
 		g.log.Debug("ignoring a gateway RPC without a method", "topic", topic)
 		return
 	}
+	if req.Method == "getSessionLimits" {
+		// Our own request, echoed by a plain broker: not for us to answer.
+		return
+	}
 	g.stats.RPCs.Add(1)
 	reply := func(v any) {
 		b, err := json.Marshal(v)

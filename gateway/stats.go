@@ -93,7 +93,7 @@ func (g *Gateway) StatsSnapshot() map[string]any {
 		"messagesReceived":      s.MessagesReceived.Load(),
 		"valuesReceived":        s.ValuesReceived.Load(),
 		"messagesSent":          s.MessagesSent.Load(),
-		"valuesSent":            s.ValuesSent.Load(),
+		"entriesSent":           s.ValuesSent.Load(),
 		"recordsSent":           s.RecordsSent.Load(),
 		"droppedInvalid":        s.DroppedInvalid.Load(),
 		"droppedFiltered":       s.DroppedFiltered.Load(),
