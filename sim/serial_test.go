@@ -187,11 +187,12 @@ func TestRate(t *testing.T) {
 			if sent < rate*0.8 || sent > rate*1.2 {
 				t.Errorf("sent %.1f frames/s (by ts_us), want %v ±20 %%", sent, rate)
 			}
-			// The reader's view also carries scheduling delays of a loaded
-			// machine at both ends of the window: a little more slack.
+			// The reader's view also carries the scheduling delays of a loaded
+			// machine at both ends of the window: it only guards against gross
+			// errors (a rate off by half), the sender's clock above is the measure.
 			got := float64(seq-seq0) / wall.Seconds()
-			if got < rate*0.75 || got > rate*1.25 {
-				t.Errorf("received %.1f frames/s over %v, want %v ±20 %%", got, wall, rate)
+			if got < rate*0.6 || got > rate*1.4 {
+				t.Errorf("received %.1f frames/s over %v, want %v ±40 %%", got, wall, rate)
 			}
 		})
 	}
