@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/iotgw/iotgw/config"
@@ -35,13 +36,25 @@ func (g *Gateway) Reload(ctx context.Context) int {
 		next := entry
 		next.Raw = raw
 		var meta struct {
-			LogLevel string `json:"logLevel"`
+			LogLevel       string          `json:"logLevel"`
+			ReportStrategy json.RawMessage `json:"reportStrategy"`
 		}
 		_ = json.Unmarshal(raw, &meta)
 		if meta.LogLevel != "" {
 			next.LogLevel = meta.LogLevel
 		}
-		ns, err := g.newConnector(next)
+		// The connector-level report strategy follows the file too.
+		next.ReportStrategy = nil
+		var ns *slot
+		if len(meta.ReportStrategy) > 0 {
+			next.ReportStrategy, err = config.ParseReportStrategy("reportStrategy", meta.ReportStrategy)
+			if err != nil {
+				err = fmt.Errorf("%s: %w", entry.Path, err)
+			}
+		}
+		if err == nil {
+			ns, err = g.newConnector(next)
+		}
 		if err != nil {
 			g.log.Error("reload: connector file rejected, the running connector keeps its configuration",
 				"connector", entry.Name, "err", err)

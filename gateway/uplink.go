@@ -27,26 +27,34 @@ func (g *Gateway) SendToStorage(connectorName, connectorID string, data *connect
 	nvalues := countValues(data)
 	g.stats.ValuesReceived.Add(uint64(nvalues))
 
+	if nvalues == 0 {
+		g.countConnector(connectorName, nvalues)
+		return nil
+	}
+	if !g.allowed(connectorName, data.DeviceName) {
+		g.countConnector(connectorName, nvalues)
+		return nil
+	}
+	if g.activity != nil {
+		// An inactive device becomes active here (onActive), before the device
+		// is looked up below.
+		g.activity.Seen(data.DeviceName)
+	}
+	// One read-locked section finds the connector and the device.
 	g.mu.RLock()
 	s := g.connectors[connectorName]
 	var connStrategy *connector.ReportStrategy
 	if s != nil {
 		connStrategy = s.entry.ReportStrategy
 	}
+	var pname string
+	if d := g.devices[data.DeviceName]; d != nil && d.announced {
+		pname = d.pname
+	}
 	g.mu.RUnlock()
 	if s != nil {
 		s.msgs.Add(1)
 		s.values.Add(uint64(nvalues))
-	}
-	if nvalues == 0 {
-		return nil
-	}
-	if !g.allowed(connectorName, data.DeviceName) {
-		return nil
-	}
-	if g.activity != nil {
-		// An inactive device becomes active here (onActive), before needsConnect.
-		g.activity.Seen(data.DeviceName)
 	}
 	out := g.report.Filter(connStrategy, nil, data)
 	if out != data {
@@ -59,8 +67,22 @@ func (g *Gateway) SendToStorage(connectorName, connectorID string, data *connect
 			return nil
 		}
 	}
-	pname, connectType := g.needsConnect(connectorName, out.DeviceName, out.DeviceType)
+	connectType := ""
+	if pname == "" {
+		pname, connectType = g.needsConnect(connectorName, out.DeviceName, out.DeviceType)
+	}
 	return g.storeData(out, pname, connectType)
+}
+
+// countConnector counts data of a connector that goes no further.
+func (g *Gateway) countConnector(connectorName string, nvalues int) {
+	g.mu.RLock()
+	s := g.connectors[connectorName]
+	g.mu.RUnlock()
+	if s != nil {
+		s.msgs.Add(1)
+		s.values.Add(uint64(nvalues))
+	}
 }
 
 // storeData stores data under the platform name pname, preceded by a connect
