@@ -32,10 +32,15 @@ import (
 // then calls Close once.
 type Connector interface {
 	// Open starts the connector's goroutines and returns without waiting for devices.
-	// ctx carries values only; the connector's lifetime ends with Close.
+	// ctx is done as soon as the gateway begins to stop, shortly before Close; work
+	// that must go on until Close (flushing a last frame) should not depend on it.
+	// Open and Close are called once per instance. A configuration reload makes a new
+	// instance with the Factory while the old one still runs, then closes the old one
+	// and opens the new one. Close is called even when Open failed.
 	Open(ctx context.Context) error
 	// Close stops every goroutine the connector started, waits for them and releases
-	// ports and connections. It is safe to call more than once.
+	// ports and connections. It is safe to call more than once, and must return within
+	// a couple of seconds: the whole gateway stops within 5 s.
 	Close() error
 	// Name is the connector name from tb_gateway.json.
 	Name() string
@@ -53,8 +58,14 @@ type Connector interface {
 	OnAttributesUpdate(AttributeUpdate)
 	// ServerSideRPC is called with an RPC request for a device this connector owns.
 	// The connector answers with Gateway.SendRPCReply, from any goroutine. RPCs to
-	// one device are delivered one at a time: the next one comes after the reply to
-	// the previous one (or its timeout); RPCs to different devices are concurrent.
+	// one device are delivered one at a time: the device's queue waits for the reply
+	// (up to 60 s) before the next RPC or attribute update of that device; RPCs to
+	// different devices are concurrent.
+	//
+	// A connector-type RPC sent to the gateway itself as "<type>_<method>" (for
+	// example serial_ports) arrives at every connector of that type with Device ""
+	// and Method "<method>"; it is answered with SendRPCReply("", id, content), and
+	// the first connector to answer wins.
 	ServerSideRPC(RPCRequest)
 }
 
@@ -63,13 +74,18 @@ type Connector interface {
 type Gateway interface {
 	// SendToStorage hands converted data to the gateway: report strategy, then storage,
 	// then the platform. The device is announced to the platform on its first data.
-	// It blocks while storage applies back-pressure, and returns an error only when
-	// the gateway is stopping or the data is invalid (no device name).
+	// connectorName must be the connector's Name(), so that downlink requests for the
+	// device come back to it. It blocks while storage applies back-pressure. Data is
+	// accepted while the gateway stops (so that a last frame reaches durable storage);
+	// it returns an error when the data is invalid (no device name) or after the
+	// gateway has stopped.
 	SendToStorage(connectorName, connectorID string, data *ConvertedData) error
 	// AddDevice announces a device owned by c, so that downlink requests reach c even
-	// before the device has sent data.
+	// before the device has sent data. c.Name() must be the connector's name in
+	// tb_gateway.json, so that its report strategy and statistics apply.
 	AddDevice(name, deviceType string, c Connector)
-	// DelDevice forgets a device and tells the platform it disconnected.
+	// DelDevice tells the platform the device disconnected and stops routing
+	// downlink requests to it (connectors call it for each device from Close).
 	DelDevice(name string)
 	// SendRPCReply answers the RPC request id of device. content is encoded as JSON
 	// (a map, a struct, or json.RawMessage). It returns when the platform acknowledged

@@ -48,8 +48,10 @@ type TelemetryEntry struct {
 	Values []Datapoint
 }
 
-// Datapoint is one key and its value, with the report strategy configured for that
-// key if any (nil: the device's, connector's or gateway's applies).
+// Datapoint is one key and its value, with the report strategy that applies to it
+// below the connector level. The gateway knows the gateway's and the connector's
+// strategies; a converter sets Strategy to the datapoint's own strategy, or to its
+// device's when the datapoint has none (nil: the connector's or gateway's applies).
 type Datapoint struct {
 	Key      string
 	Value    Value
