@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -39,11 +38,15 @@ func cmdCheck(args []string, e env) int {
 		return exitError
 	}
 	f := runFlags{extensions: *extDir}
-	log, _ := logging.New(io.Discard, "text", 0)
+	// Factories report unknown keys as warnings: show them.
+	log, _ := logging.New(e.stderr, "text", slog.LevelWarn)
 	ext := extensions.New(f.extensionsDir(cfg), log)
 	failed := false
 	var lines []string
 	for _, c := range cfg.Connectors {
+		if note := classFallback(c, ext); note != "" {
+			fmt.Fprintln(e.stderr, "warning: "+cfg.Path+": "+note)
+		}
 		factory, err := gateway.Resolve(c, ext.ConnectorFactory)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "%s: connector %q: type %q is not supported yet (supported: %s; or put an executable %s/%s in the extensions folder)\n",
@@ -127,4 +130,24 @@ func cmdConvert(args []string, e env) int {
 		return exitError
 	}
 	return exitOK
+}
+
+// classFallback explains when a connector entry names a class that is neither built
+// in nor in the extensions folder, so that the type's built-in class runs instead
+// (Python configs name their own class for the serial type).
+func classFallback(c config.Connector, ext *extensions.Extensions) string {
+	if c.Class == "" {
+		return ""
+	}
+	if _, ok := connector.Lookup(c.Type, c.Class); ok {
+		return ""
+	}
+	if _, ok := ext.ConnectorFactory(c.Type, c.Class); ok {
+		return ""
+	}
+	def, ok := connector.DefaultClass(c.Type)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("connectors[%s].class: %q is not built in nor in the extensions folder; the built-in %s runs instead", c.Name, c.Class, def)
 }
