@@ -68,12 +68,31 @@ func compileDatapoints(d obj, deviceStrategy *connector.ReportStrategy, keys ...
 		if err != nil {
 			return nil, err
 		}
-		if rs == nil {
-			rs = deviceStrategy
-		}
+		rs = inheritStrategy(rs, deviceStrategy)
 		out = append(out, datapoint{key: k, field: f, strategy: rs})
 	}
 	return out, nil
+}
+
+// inheritStrategy gives a datapoint the device's report strategy when it has none,
+// and the device's reportPeriod and ttl when it has its own type without them: the
+// gateway resolves the levels from the most specific one that sets each field, and
+// the device level reaches it only through the datapoints.
+func inheritStrategy(dp, device *connector.ReportStrategy) *connector.ReportStrategy {
+	if dp == nil || device == nil {
+		if dp == nil {
+			return device
+		}
+		return dp
+	}
+	m := *dp
+	if m.ReportPeriod == 0 {
+		m.ReportPeriod = device.ReportPeriod
+	}
+	if m.TTL == 0 {
+		m.TTL = device.TTL
+	}
+	return &m
 }
 
 // UplinkConverter is the built-in SerialUplinkConverter: it turns one frame from a
