@@ -45,6 +45,7 @@ func cmdRun(args []string, e env) int {
 	if code, ok := parse(args); !ok {
 		return code
 	}
+	defer startProfiles(e)()
 	level, err := logging.ParseLevel(f.logLevel)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "iotgw run: --log-level: %v\n", err)

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+)
+
+// A frame is the serial line "T=21.5;seq=17;sent=1763820000123456\n": a
+// temperature, the frame's number on its device (from 1) and the time it was
+// written in µs since the epoch. The gateway's serial connector turns it into three
+// telemetry values; the subscriber finds seq and sent in the published JSON.
+const valuesPerFrame = 3
+
+// appendFrame renders one frame.
+func appendFrame(b []byte, seq int, sentUS int64) []byte {
+	b = append(b, "T="...)
+	b = strconv.AppendInt(b, 20+int64(seq%50)/10, 10)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, int64(seq%10), 10)
+	b = append(b, ";seq="...)
+	b = strconv.AppendInt(b, int64(seq), 10)
+	b = append(b, ";sent="...)
+	b = strconv.AppendInt(b, sentUS, 10)
+	return append(b, '\n')
+}
+
+// device is one simulated serial device: a pseudo-terminal whose slave end the
+// gateway opens by its /dev/pts path.
+type device struct {
+	name   string
+	tty    string // the gateway's end
+	master *os.File
+	slave  *os.File // kept open so that writes before the gateway opens the port are kept
+	sent   int      // frames written
+}
+
+func openDevice(name string) (*device, error) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		return nil, fmt.Errorf("open pty: %w", err)
+	}
+	if err := makeRaw(int(tty.Fd())); err != nil {
+		_ = ptmx.Close()
+		_ = tty.Close()
+		return nil, fmt.Errorf("raw mode on %s: %w", tty.Name(), err)
+	}
+	// A non-blocking duplicate of the master goes through Go's poller, so a
+	// blocked write does not hold an OS thread and Close ends it.
+	fd, err := unix.Dup(int(ptmx.Fd()))
+	_ = ptmx.Close()
+	if err == nil {
+		unix.CloseOnExec(fd)
+		err = unix.SetNonblock(fd, true)
+	}
+	if err != nil {
+		_ = tty.Close()
+		return nil, fmt.Errorf("pty master: %w", err)
+	}
+	return &device{name: name, tty: tty.Name(), master: os.NewFile(uintptr(fd), "ptmx"), slave: tty}, nil
+}
+
+// makeRaw is cfmakeraw(3): bytes go through unchanged.
+func makeRaw(fd int) error {
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return err
+	}
+	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	t.Oflag &^= unix.OPOST
+	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	t.Cflag &^= unix.CSIZE | unix.PARENB
+	t.Cflag |= unix.CS8
+	t.Cc[unix.VMIN] = 1
+	t.Cc[unix.VTIME] = 0
+	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
+}
+
+func (d *device) close() {
+	_ = d.master.Close()
+	_ = d.slave.Close()
+}
+
+func openDevices(n int) ([]*device, error) {
+	out := make([]*device, 0, n)
+	for i := range n {
+		d, err := openDevice(fmt.Sprintf("bench-%04d", i))
+		if err != nil {
+			closeDevices(out)
+			return nil, fmt.Errorf("device %d of %d: %w (raise /proc/sys/kernel/pty/max?)", i, n, err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func closeDevices(ds []*device) {
+	for _, d := range ds {
+		d.close()
+	}
+}
+
+func nowUS() int64 { return time.Now().UnixMicro() }
+
+// writeBurst writes frames to one device as fast as the pty takes them: frames
+// are packed into blocks of up to 4 KiB, each frame stamped when its block is
+// made. It returns when all are written or ctx is done.
+func writeBurst(ctx context.Context, d *device, frames int, written *atomic.Int64) error {
+	buf := make([]byte, 0, 4096+64)
+	for seq := 1; seq <= frames; {
+		buf = buf[:0]
+		ts := nowUS()
+		for ; seq <= frames && len(buf) < 4096; seq++ {
+			buf = appendFrame(buf, seq, ts)
+			d.sent++
+		}
+		n := d.sent
+		if err := writeAll(ctx, d.master, buf); err != nil {
+			return fmt.Errorf("%s: %w", d.name, err)
+		}
+		written.Store(int64(n))
+	}
+	return nil
+}
+
+// writeAll writes b, giving up when ctx is done (checked once a second while
+// the pty is full).
+func writeAll(ctx context.Context, f *os.File, b []byte) error {
+	for len(b) > 0 {
+		_ = f.SetWriteDeadline(time.Now().Add(time.Second))
+		n, err := f.Write(b)
+		b = b[n:]
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if os.IsTimeout(err) {
+				continue
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// writePaced writes frames to devices at rate frames/s each, frames per device in
+// all. The devices' schedules are spread over one interval so that the load is
+// even; a few writer goroutines share the devices. Each frame is stamped just
+// before its write. written counts frames written over all devices.
+func writePaced(ctx context.Context, ds []*device, rate float64, frames int, written *atomic.Int64) error {
+	interval := time.Duration(float64(time.Second) / rate)
+	writers := min(len(ds), 4)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []int
+			for i := w; i < len(ds); i += writers {
+				mine = append(mine, i)
+			}
+			next := make([]time.Time, len(mine))
+			for k, i := range mine {
+				next[k] = start.Add(time.Duration(int64(interval) * int64(i) / int64(len(ds))))
+			}
+			buf := make([]byte, 0, 64)
+			timer := time.NewTimer(time.Hour)
+			defer timer.Stop()
+			left := len(mine)
+			for left > 0 {
+				now := time.Now()
+				soonest := now.Add(time.Hour)
+				for k, i := range mine {
+					d := ds[i]
+					for d.sent < frames && !next[k].After(now) {
+						buf = appendFrame(buf[:0], d.sent+1, nowUS())
+						if err := writeAll(ctx, d.master, buf); err != nil {
+							errs <- fmt.Errorf("%s: %w", d.name, err)
+							return
+						}
+						d.sent++
+						written.Add(1)
+						if d.sent == frames {
+							left--
+						}
+						next[k] = next[k].Add(interval)
+						// A writer that fell far behind (the pty was full) restarts its
+						// schedule instead of sending a burst.
+						if now.Sub(next[k]) > time.Second {
+							next[k] = now
+						}
+					}
+					if d.sent < frames && next[k].Before(soonest) {
+						soonest = next[k]
+					}
+				}
+				if left == 0 {
+					break
+				}
+				timer.Reset(time.Until(soonest))
+				select {
+				case <-ctx.Done():
+					errs <- ctx.Err()
+					return
+				case <-timer.C:
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
