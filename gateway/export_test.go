@@ -1,6 +1,9 @@
 package gateway
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Test hooks: drive the time-based behaviours with a fake clock.
 
@@ -15,7 +18,7 @@ func (g *Gateway) TickReports(now time.Time) {
 func (g *Gateway) CheckInactivity(now time.Time) []string { return g.activity.Check(now) }
 
 // SendStats publishes one statistics message now.
-func (g *Gateway) SendStats() error { return g.sendStats() }
+func (g *Gateway) SendStats() error { return g.sendStats(context.Background()) }
 
 // SetRestartHook replaces what gateway_restart runs; the returned func restores it.
 func SetRestartHook(f func() error) (restore func()) {

@@ -22,9 +22,17 @@ var restartHook = func() error {
 	return syscall.Exec(exe, os.Args, os.Environ())
 }
 
-// onConnect runs after every connect: ask for the session limits and publish the
-// gateway's own attributes. Data flows before the limits answer.
+// onConnect runs after every connect: announce the known devices (unless the
+// publisher already did on this connection), ask for the session limits and publish
+// the gateway's own attributes. Data flows before the limits answer.
 func (g *Gateway) onConnect(ctx context.Context) {
+	if devs := g.knownDevices(); len(devs) > 0 {
+		qos := byte(g.cfg.Thingsboard.QoS)
+		for _, d := range devs {
+			g.mqtt.Publish(tbmqtt.TopicConnect, qos, tbmqtt.ConnectPayload(d[0], d[1]))
+		}
+		g.log.Info("devices announced to the platform", "devices", len(devs))
+	}
 	id := g.rpcSeq.Add(1)
 	req := []byte(`{"method":"getSessionLimits","params":{"timeout":5000}}`)
 	g.mqtt.Publish(tbmqtt.TopicDeviceRPCRequest+strconv.FormatInt(id, 10), 1, req)

@@ -45,6 +45,16 @@ func (g *Gateway) Metrics() *metrics.Registry {
 		counter("iotgw_rpc_requests_total", "RPC requests routed to connectors or answered by the gateway.", s.RPCs.Load),
 		counter("iotgw_publish_retries_total", "Batches sent again after the platform link dropped.", s.PublishFailures.Load),
 		counter("iotgw_reconnects_total", "Reconnections to the platform.", g.mqtt.Reconnects),
+		counter("iotgw_dropped_filtered_total", "Messages of devices refused by device filtering.", s.DroppedFiltered.Load),
+		counter("iotgw_values_suppressed_total", "Datapoints held back by a report strategy.", s.ValuesSuppressed.Load),
+		counter("iotgw_values_resent_total", "Datapoints re-sent by a periodic report strategy.", s.ValuesResent.Load),
+		counter("iotgw_inactivity_disconnects_total", "Disconnects sent for inactive devices.", s.Disconnects.Load),
+		counter("iotgw_attribute_requests_total", "Attribute requests sent to the platform.", s.AttrRequests.Load),
+		metrics.NewGaugeFunc("iotgw_devices", "Devices known to the gateway.", func() float64 {
+			g.mu.RLock()
+			defer g.mu.RUnlock()
+			return float64(len(g.devices))
+		}),
 		metrics.NewGaugeFunc("iotgw_storage_depth", "Records waiting in storage.", func() float64 { return float64(g.store.Len()) }),
 		metrics.NewGaugeFunc("iotgw_platform_connected", "1 while the platform session is up.", func() float64 {
 			if g.mqtt.Connected() {

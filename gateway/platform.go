@@ -43,6 +43,9 @@ type platform struct {
 
 	cpuMu   sync.Mutex
 	cpuLast cpuSample
+
+	announceMu    sync.Mutex
+	announceEpoch int64 // platform connection whose devices were announced; -1: none
 }
 
 type deniedKey struct{ connector, device string }
@@ -72,6 +75,7 @@ func (g *Gateway) initPlatform() error {
 			OnActive:    g.onActive,
 		})
 	}
+	g.announceEpoch = -1
 	g.reg = devices.NewRegistry()
 	g.syncQ = make(chan string, syncQueueLen)
 	if g.cfg.Dir != "" {

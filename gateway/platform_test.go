@@ -697,3 +697,34 @@ func TestAttributeRequestsAndSharedSync(t *testing.T) {
 		t.Fatalf("unanswered request: %v", err)
 	}
 }
+
+// TestReconnectAnnouncesActiveDevicesOnly: after the platform link comes back, the
+// gateway announces the devices it knows except the inactive ones (no flapping).
+func TestReconnectAnnouncesActiveDevicesOnly(t *testing.T) {
+	b := brokertest.Start(t, "TOKEN")
+	e := startGW(t, b, envOpts{tb: `"checkingDeviceActivity":{"checkDeviceInactivity":true,"inactivityTimeoutSeconds":10,"inactivityCheckPeriodSeconds":3600},`})
+	e.sendData(t, tel("D", 1000, "temp", 1))
+	e.clock.Advance(6 * time.Second)
+	e.sendData(t, tel("E", 1000, "temp", 1))
+	waitEntries(t, b, "E", 1)
+	e.clock.Advance(5 * time.Second)
+	if got := e.gw.CheckInactivity(e.clock.Now()); !reflect.DeepEqual(got, []string{"D"}) {
+		t.Fatalf("inactive %v, want [D]", got)
+	}
+	if _, ok := b.WaitFor("v1/gateway/disconnect", nil, 5*time.Second); !ok {
+		t.Fatal("no disconnect")
+	}
+	before := len(b.Messages("v1/gateway/connect"))
+	b.Stop()
+	b.Restart()
+	if !b.WaitCount("v1/gateway/connect", func(ms []brokertest.Msg) bool { return len(ms) > before }, 10*time.Second) {
+		t.Fatal("no device announced after the reconnect")
+	}
+	// The announcements are published together, before any data: send some and
+	// wait for it, so that every announcement is in.
+	e.sendData(t, tel("E", 2000, "temp", 2))
+	waitEntries(t, b, "E", 2)
+	if got := payloads(b, "v1/gateway/connect")[before:]; !reflect.DeepEqual(got, []string{`{"device":"E","type":"thermo"}`}) {
+		t.Fatalf("announced after the reconnect: %v", got)
+	}
+}

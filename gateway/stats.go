@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"runtime"
@@ -142,17 +143,23 @@ func (g *Gateway) statsLoop(ctx context.Context, period time.Duration) {
 		if !g.mqtt.Connected() {
 			continue
 		}
-		if err := g.sendStats(); err != nil {
+		if err := g.sendStats(ctx); err != nil {
 			g.log.Debug("statistics not sent", "err", err)
 		}
 	}
 }
 
-// sendStats publishes one statistics message on v1/devices/me/telemetry.
-func (g *Gateway) sendStats() error {
+// sendStats publishes one statistics message on v1/devices/me/telemetry and waits
+// for its ack, within one period at most (a stop cancels the wait).
+func (g *Gateway) sendStats(ctx context.Context) error {
 	b, err := json.Marshal(g.StatsSnapshot())
 	if err != nil {
-		return err
+		return fmt.Errorf("statistics: %w", err)
 	}
-	return g.publishNow(tbmqtt.TopicDeviceTelemetry, b)
+	ctx, cancel := context.WithTimeout(ctx, replyTimeout)
+	defer cancel()
+	if err := g.mqtt.Publish(tbmqtt.TopicDeviceTelemetry, byte(g.cfg.Thingsboard.QoS), b).Wait(ctx); err != nil {
+		return fmt.Errorf("statistics: %w", err)
+	}
+	return nil
 }
