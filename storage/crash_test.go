@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -244,4 +245,123 @@ func runCrashChild(t *testing.T, kind, dir string, fsync time.Duration, next uin
 	}
 	io.Copy(io.Discard, pr)
 	return last
+}
+
+// diskFullEnv carries the disk-full child's orders: kind and dir.
+const diskFullEnv = "IOTGW_STORAGE_DISKFULL_CHILD"
+
+// TestDiskFullChild puts records with its file size limited (RLIMIT_FSIZE), as on
+// a full disk, until Put fails; it prints the last id whose Put returned.
+func TestDiskFullChild(t *testing.T) {
+	spec := os.Getenv(diskFullEnv)
+	if spec == "" {
+		t.Skip("run by TestDiskFull as a child process")
+	}
+	kind, dir, _ := strings.Cut(spec, "|")
+	signal.Ignore(syscall.SIGXFSZ) // then write(2) fails with EFBIG instead
+	lim := syscall.Rlimit{Cur: 200 << 10, Max: 200 << 10}
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	// One segment, so that it is the file that reaches the limit.
+	var s Storage
+	var err error
+	if kind == "file" {
+		s, err = OpenFile(FileConfig{Dir: dir, MaxRecordsPerFile: 1 << 20}, nil)
+	} else {
+		s, err = OpenSQLite(SQLiteConfig{Path: filepath.Join(dir, "data.db")}, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := os.NewFile(3, "confirmed")
+	var id uint64
+	for ; id < 100000; id++ {
+		if err := s.Put(context.Background(), crashRecord(id), crashRecord(id+1<<32)); err != nil {
+			fmt.Fprintf(out, "failed %d: %v\n", id, err)
+			break
+		}
+		fmt.Fprintf(out, "%d\n", id)
+	}
+	// Still full: the same Put fails again (nothing of it was half-stored).
+	if err := s.Put(context.Background(), crashRecord(id), crashRecord(id+1<<32)); err == nil {
+		fmt.Fprintf(out, "second put succeeded\n")
+	}
+	s.Close()
+}
+
+// TestDiskFull checks what a full disk does: Put returns an error, what was
+// stored before is kept, and the storage opens cleanly afterwards.
+func TestDiskFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	for _, kind := range []string{"file", "sqlite"} {
+		t.Run(kind, func(t *testing.T) {
+			dir := t.TempDir()
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^TestDiskFullChild$", "-test.count=1")
+			cmd.Env = append(os.Environ(), diskFullEnv+"="+kind+"|"+dir)
+			cmd.ExtraFiles = []*os.File{pw}
+			var stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stderr, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pw.Close()
+			outb, _ := io.ReadAll(pr)
+			pr.Close()
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("child: %v\n%s", err, stderr.String())
+			}
+			if strings.Contains(string(outb), "second put succeeded") {
+				t.Fatalf("a Put that cannot fit succeeded on retry")
+			}
+			lines := strings.Split(strings.TrimSpace(string(outb)), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "failed ") || len(lines) < 10 {
+				t.Fatalf("child output ends with %q after %d lines", last, len(lines))
+			}
+			t.Logf("child: %s", last)
+			confirmed, err := strconv.Atoi(lines[len(lines)-2])
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			var logs logBuf
+			var s Storage
+			if kind == "file" {
+				s, err = OpenFile(FileConfig{Dir: dir, MaxRecordsPerFile: 1 << 20}, testLogger(&logs))
+			} else {
+				s, err = OpenSQLite(SQLiteConfig{Path: filepath.Join(dir, "data.db")}, testLogger(&logs))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if strings.Contains(logs.String(), "torn") {
+				t.Fatalf("the failed write left a torn tail:\n%s", logs.String())
+			}
+			n := s.Len()
+			if n < 2*(confirmed+1) || n > 2*(confirmed+2) {
+				t.Fatalf("Len = %d, %d puts of 2 records confirmed", n, confirmed+1)
+			}
+			got := readN(t, s, n)
+			for i := 0; i < 2*(confirmed+1); i += 2 {
+				if a, b := crashID(t, got[i]), crashID(t, got[i+1]); a != uint64(i/2) || b != uint64(i/2)+1<<32 {
+					t.Fatalf("records %d,%d are ids %d,%d", i, i+1, a, b)
+				}
+			}
+			// With room again, puts work and follow in order.
+			if err := s.Put(context.Background(), []byte("after")); err != nil {
+				t.Fatal(err)
+			}
+			if b := readCtx(t, s, 10); len(b.Records) != 1 || string(b.Records[0]) != "after" {
+				t.Fatalf("read %q", b.Records)
+			}
+		})
+	}
 }
