@@ -77,6 +77,7 @@ type File struct {
 	lastSync     time.Time
 	ackWritten   uint64
 	lastAckWrite time.Time
+	ackFailing   bool
 	closeErr     error
 
 	// Owned by Read (under rmu).
@@ -335,14 +336,15 @@ func (f *File) run() {
 		}
 		now := time.Now()
 		if f.dirty && (closed || now.Sub(f.lastSync) >= f.cfg.FsyncInterval) {
-			if err := f.sync(); err != nil {
-				f.log.Error("fsync failed", "err", err)
-			}
+			f.sync() // a failure is logged by fail and returned by later Puts
 		}
 		if ack != f.ackWritten && (closed || now.Sub(f.lastAckWrite) >= ackEvery) {
-			if err := f.writeAck(ack); err != nil {
-				f.log.Error("cannot write the ack file", "err", err)
+			// Retried every ackEvery; logged once per run of failures.
+			err := f.writeAck(ack)
+			if err != nil && !f.ackFailing {
+				f.log.Error("cannot write the ack file (acknowledged records may be sent again after a restart)", "err", err)
 			}
+			f.ackFailing = err != nil
 		}
 		f.removeFiles(gone)
 		if closed {
@@ -393,6 +395,9 @@ func (f *File) write(recs [][]byte) error {
 			continue
 		}
 		n := int(min(room, uint64(len(recs))))
+		if cap(f.buf) > 8<<20 {
+			f.buf = nil // do not keep a huge buffer after a huge record
+		}
 		f.buf = f.buf[:0]
 		for _, r := range recs[:n] {
 			f.buf = appendFrame(f.buf, r)
@@ -453,11 +458,13 @@ func (f *File) roll() error {
 func (f *File) sync() error {
 	if err := fsync(f.w); err != nil {
 		f.fail(fmt.Errorf("storage: file: fsync: %w", err))
+		f.dirty = false // not retried: the storage has failed
 		return f.failed
 	}
 	if f.dirDirty {
 		if err := syncDir(f.cfg.Dir); err != nil {
 			f.fail(fmt.Errorf("storage: file: fsync folder: %w", err))
+			f.dirty, f.dirDirty = false, false
 			return f.failed
 		}
 		f.dirDirty = false

@@ -64,17 +64,18 @@ type SQLite struct {
 	rconn *sql.Conn // Read's
 
 	// Owned by the committer.
-	ins      [insertChunk + 1]*sql.Stmt // INSERT of n rows, prepared when first used
-	del      *sql.Stmt
-	deleted  uint64 // rows before it are deleted from the table
-	lastTS   int64
-	args     []any
-	lastDel  time.Time
-	lastTTL  time.Time
-	usedEst  int64 // estimate of the bytes the rows take
-	wal      *os.File
-	dirty    bool
-	lastSync time.Time
+	ins        [insertChunk + 1]*sql.Stmt // INSERT of n rows, prepared when first used
+	del        *sql.Stmt
+	deleted    uint64 // rows before it are deleted from the table
+	lastTS     int64
+	args       []any
+	lastDel    time.Time
+	delFailing bool
+	lastTTL    time.Time
+	usedEst    int64 // estimate of the bytes the rows take
+	wal        *os.File
+	dirty      bool
+	lastSync   time.Time
 
 	rmu  sync.Mutex
 	rsel *sql.Stmt
@@ -238,8 +239,16 @@ func (s *SQLite) run() {
 			if len(recs) > 0 {
 				s.giveBack(recs)
 			}
+			// Puts get their error; a failing delete is retried every
+			// ackEvery and logged once per run of failures.
+			if len(recs) == 0 {
+				if err != nil && !s.delFailing {
+					s.log.Error("deleting acknowledged records failed", "err", err)
+				}
+				s.delFailing = err != nil
+			}
 			if err != nil {
-				s.log.Error("commit failed", "err", err)
+				s.lastDel = now
 			}
 		}
 		if s.dirty && (closed || now.Sub(s.lastSync) >= s.cfg.FsyncInterval) {
@@ -380,6 +389,7 @@ func (s *SQLite) syncWAL() {
 		s.wal = w
 	}
 	if err := s.wal.Sync(); err != nil {
+		s.dirty = false // not retried: the storage has failed
 		s.log.Error("fsync of the write-ahead log failed", "err", err)
 		s.mu.Lock()
 		if s.failed == nil {
