@@ -38,6 +38,7 @@ type envOpts struct {
 	conn  string            // the connector file ({"name":"x"} when empty)
 	dir   string            // configuration folder to reuse (a new one when empty)
 	files map[string]string // more files in the folder
+	typ   string            // connector type ("testconn" when empty)
 }
 
 type gwEnv struct {
@@ -67,9 +68,13 @@ func startGW(t *testing.T, b *brokertest.Broker, o envOpts) *gwEnv {
 	if !strings.Contains(extra, `"syncDevicesSharedAttributesOnConnect"`) {
 		extra += `"syncDevicesSharedAttributesOnConnect":false,`
 	}
+	typ := o.typ
+	if typ == "" {
+		typ = "testconn"
+	}
 	main := fmt.Sprintf(`{"thingsboard":{%s"host":%q,"port":%d,"security":{"type":"accessToken","accessToken":"TOKEN"},"qos":1,"maxPayloadSizeBytes":4096},
 "storage":{"type":"memory","max_records_count":100000},
-"connectors":[{"name":%q,"type":"testconn","class":"TestConnector","configuration":"tc.json"}]}`, extra, b.Host(), b.Port(), name)
+"connectors":[{"name":%q,"type":%q,"class":"TestConnector","configuration":"tc.json"}]}`, extra, b.Host(), b.Port(), name, typ)
 	must(t, os.WriteFile(filepath.Join(dir, "tb_gateway.json"), []byte(main), 0o644))
 	conn := o.conn
 	if conn == "" {
@@ -726,5 +731,59 @@ func TestReconnectAnnouncesActiveDevicesOnly(t *testing.T) {
 	waitEntries(t, b, "E", 2)
 	if got := payloads(b, "v1/gateway/connect")[before:]; !reflect.DeepEqual(got, []string{`{"device":"E","type":"thermo"}`}) {
 		t.Fatalf("announced after the reconnect: %v", got)
+	}
+}
+
+// delConn is a test connector that, like the serial connector, removes its devices
+// from the gateway when it closes.
+type delConn struct {
+	*testConn
+	devices []string
+}
+
+func init() {
+	connector.Register("delconn", "TestConnector", func(gw connector.Gateway, cfg connector.Config) (connector.Connector, error) {
+		tc := &testConn{gw: gw, cfg: cfg}
+		c := &delConn{testConn: tc, devices: []string{"S"}}
+		connsMu.Lock()
+		conns[cfg.Name] = tc
+		connsMu.Unlock()
+		return c, nil
+	})
+}
+
+func (c *delConn) Open(ctx context.Context) error {
+	if err := c.testConn.Open(ctx); err != nil {
+		return err
+	}
+	for _, d := range c.devices {
+		c.gw.AddDevice(d, "sensor", c)
+	}
+	return nil
+}
+
+func (c *delConn) Close() error {
+	for _, d := range c.devices {
+		c.gw.DelDevice(d)
+	}
+	return c.testConn.Close()
+}
+
+// TestDevicesKeptWhenTheGatewayStops: a connector that removes its devices as it
+// closes, because the gateway stops, leaves them in connected_devices.json.
+func TestDevicesKeptWhenTheGatewayStops(t *testing.T) {
+	b := brokertest.Start(t, "TOKEN")
+	e := startGW(t, b, envOpts{typ: "delconn"})
+	if _, ok := b.WaitFor("v1/gateway/connect", nil, 5*time.Second); !ok {
+		t.Fatal("AddDevice did not connect the device")
+	}
+	e.stop()
+	if got := payloads(b, "v1/gateway/disconnect"); !reflect.DeepEqual(got, []string{`{"device":"S"}`}) {
+		t.Fatalf("disconnects at stop %v", got)
+	}
+	raw, err := os.ReadFile(filepath.Join(e.dir, "connected_devices.json"))
+	must(t, err)
+	if !strings.Contains(string(raw), `"S": {`) || !strings.Contains(string(raw), `"deviceType": "sensor"`) {
+		t.Fatalf("connected_devices.json after the stop:\n%s", raw)
 	}
 }
