@@ -562,6 +562,7 @@ func (f *File) Read(ctx context.Context, max int) (Batch, error) {
 	}
 	f.rmu.Lock()
 	defer f.rmu.Unlock()
+	retried := false
 	for {
 		cur, end, gen, err := f.waitData(ctx)
 		if err != nil {
@@ -600,6 +601,15 @@ func (f *File) Read(ctx context.Context, max int) (Batch, error) {
 			if !errors.Is(err, errCorrupt) && err != io.ErrUnexpectedEOF && err != io.EOF {
 				return Batch{}, fmt.Errorf("storage: file: read %s: %w", segName(s.first), err)
 			}
+			if !retried {
+				// Before skipping anything, read once more from a fresh file
+				// handle and buffer: only damage that is really on disk counts.
+				retried = true
+				f.rf.Close()
+				f.rf = nil
+				continue
+			}
+			retried = false
 			f.skipDamaged(gen, s.first, f.rnext, err)
 			continue
 		}
