@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -126,7 +125,7 @@ func TestMosquitto(t *testing.T) {
 			assertFirstSeenInOrder(t, seqs)
 			return
 		} else if time.Now().After(deadline) {
-			t.Fatal(fmt.Sprintf("after the restart %d of %d records arrived", d, n))
+			t.Fatalf("after the restart %d of %d records arrived", d, n)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
