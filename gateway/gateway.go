@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -205,8 +206,12 @@ func Resolve(entry config.Connector, ext func(string, string) (connector.Factory
 	if f, ok := connector.Lookup(entry.Type, ""); ok {
 		return f, nil
 	}
-	return nil, fmt.Errorf("%s: connectors[%s]: connector type %q is not supported yet (built in: %v; nor found in the extensions folder as %s/%s)",
-		entry.Path, entry.Name, entry.Type, connector.Types(), entry.Type, entry.Class)
+	class := entry.Class
+	if class == "" {
+		class = "<class>"
+	}
+	return nil, fmt.Errorf("%s: connectors[%s]: connector type %q is not supported yet (built in: %s; or put an executable %s/%s in the extensions folder)",
+		entry.Path, entry.Name, entry.Type, strings.Join(connector.Types(), ", "), entry.Type, class)
 }
 
 func (g *Gateway) newConnector(entry config.Connector) (*slot, error) {
