@@ -210,14 +210,14 @@ func Resolve(entry config.Connector, ext func(string, string) (connector.Factory
 	if class == "" {
 		class = "<class>"
 	}
-	return nil, fmt.Errorf("%s: connectors[%s]: connector type %q is not supported yet (built in: %s; or put an executable %s/%s in the extensions folder)",
-		entry.Path, entry.Name, entry.Type, strings.Join(connector.Types(), ", "), entry.Type, class)
+	return nil, fmt.Errorf("connectors[%s].type: connector type %q is not supported yet (built in: %s; or put an executable %s/%s in the extensions folder)",
+		entry.Name, entry.Type, strings.Join(connector.Types(), ", "), entry.Type, class)
 }
 
 func (g *Gateway) newConnector(entry config.Connector) (*slot, error) {
 	f, err := Resolve(entry, g.opts.ConnectorFactory)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", g.cfg.Path, err)
 	}
 	log := g.log.With("connector", entry.Name)
 	if g.opts.LoggerFor != nil {
