@@ -404,3 +404,42 @@ func TestBackPressureHonoursContext(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGroupCommit checks that Puts waiting at the same time are taken by the
+// committer as one group: one write and one fsync for all of them.
+func TestGroupCommit(t *testing.T) {
+	c := newCore(nil)
+	const puts = 8
+	errc := make(chan error, puts)
+	for i := range puts {
+		go func() { errc <- c.put(context.Background(), [][]byte{rec(2 * i), rec(2*i + 1)}) }()
+	}
+	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.pend) == 2*puts })
+	c.mu.Lock()
+	recs, g := c.take()
+	c.mu.Unlock()
+	if len(recs) != 2*puts {
+		t.Fatalf("group of %d records, want %d", len(recs), 2*puts)
+	}
+	select {
+	case err := <-errc:
+		t.Fatalf("a Put returned (%v) before its group was committed", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	g.finish(nil)
+	for range puts {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A failed group fails every Put in it.
+	go func() { errc <- c.put(context.Background(), [][]byte{rec(0)}) }()
+	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.pend) == 1 })
+	c.mu.Lock()
+	_, g = c.take()
+	c.mu.Unlock()
+	g.finish(os.ErrInvalid)
+	if err := <-errc; err != os.ErrInvalid {
+		t.Fatalf("Put = %v, want the group's error", err)
+	}
+}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 )
@@ -40,7 +41,25 @@ func NewMemory(cfg MemoryConfig, log *slog.Logger) *Memory {
 }
 
 // Put implements Storage. It never blocks: when full it drops the oldest records.
+// The records are copied (callers may reuse their buffers once Put returns, as
+// with the durable types); a record over MaxRecordSize is refused.
 func (m *Memory) Put(ctx context.Context, records ...[]byte) error {
+	size := 0
+	for i, r := range records {
+		if len(r) > MaxRecordSize {
+			return fmt.Errorf("storage: record %d is %d bytes, more than the %d allowed", i, len(r), MaxRecordSize)
+		}
+		size += len(r)
+	}
+	// One allocation for the whole call.
+	arena := make([]byte, 0, size)
+	copies := make([][]byte, len(records))
+	for i, r := range records {
+		start := len(arena)
+		arena = append(arena, r...)
+		copies[i] = arena[start:len(arena):len(arena)]
+	}
+	records = copies
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
