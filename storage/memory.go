@@ -25,7 +25,8 @@ type Memory struct {
 	cursor  uint64 // next record to read
 	closed  bool
 	stats   Stats
-	wake    chan struct{} // closed and replaced when records arrive
+	wake    chan struct{} // closed and replaced when records arrive and waiting is set
+	waiting bool          // a Read waits on wake
 	lastLog uint64        // dropped count at the last log line
 }
 
@@ -51,15 +52,11 @@ func (m *Memory) Put(ctx context.Context, records ...[]byte) error {
 		}
 		size += len(r)
 	}
-	// One allocation for the whole call.
+	// One allocation for the whole call, sliced per record below.
 	arena := make([]byte, 0, size)
-	copies := make([][]byte, len(records))
-	for i, r := range records {
-		start := len(arena)
+	for _, r := range records {
 		arena = append(arena, r...)
-		copies[i] = arena[start:len(arena):len(arena)]
 	}
-	records = copies
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -73,7 +70,8 @@ func (m *Memory) Put(ctx context.Context, records ...[]byte) error {
 			m.head++
 			dropped++
 		}
-		m.ring[m.tail%n] = r
+		m.ring[m.tail%n] = arena[:len(r):len(r)]
+		arena = arena[len(r):]
 		m.tail++
 	}
 	if m.cursor < m.head {
@@ -86,8 +84,12 @@ func (m *Memory) Put(ctx context.Context, records ...[]byte) error {
 	if logIt {
 		m.lastLog = total
 	}
-	close(m.wake)
-	m.wake = make(chan struct{})
+	if m.waiting {
+		// Only when a Read waits: a channel per Put would cost an allocation.
+		close(m.wake)
+		m.wake = make(chan struct{})
+		m.waiting = false
+	}
 	m.mu.Unlock()
 	if logIt {
 		// Logged at doubling totals so that a long outage does not flood the log.
@@ -119,6 +121,7 @@ func (m *Memory) Read(ctx context.Context, max int) (Batch, error) {
 			return b, nil
 		}
 		wake := m.wake
+		m.waiting = true
 		m.mu.Unlock()
 		select {
 		case <-wake:
