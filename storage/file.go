@@ -659,7 +659,7 @@ func (f *File) readFrames(cur, limit uint64) (Batch, error) {
 		f.rnext++
 	}
 	n := int(limit - cur)
-	var arena []byte
+	arena := make([]byte, 0, min(n*256, 1<<20)) // typical records: one allocation
 	ends := make([]int, 0, n)
 	for range n {
 		if arena, err = readFrame(f.rbr, arena); err != nil {
