@@ -39,7 +39,7 @@ func TestSmoke(t *testing.T) {
 	if _, err := os.Stat(mosquittoPath); err == nil {
 		brokers = append(brokers, "mosquitto")
 	}
-	want := scenarios(true)
+	want := scenarios(true, 0)
 	for _, br := range brokers {
 		t.Run(br, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
@@ -47,7 +47,7 @@ func TestSmoke(t *testing.T) {
 			var log strings.Builder
 			results, err := runAll(ctx, options{
 				scenarios: "burst-1,paced-100,fleet-1000,latency,idle", storages: "memory,file,sqlite",
-				broker: br, gatewayBin: bin, tiny: true,
+				broker: br, gatewayBin: bin, tiny: true, fsyncMS: 100,
 			}, func(format string, a ...any) {
 				log.WriteString(strings.TrimSpace(sprintf(format, a...)) + "\n")
 			})

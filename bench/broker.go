@@ -66,6 +66,7 @@ allow_anonymous true
 persistence false
 max_queued_messages 0
 max_inflight_messages 1000
+set_tcp_nodelay true
 log_dest stdout
 log_type notice
 log_type information

@@ -20,7 +20,7 @@ const gatewayToken = "bench-gateway"
 // sample configuration (maxPayloadSizeBytes 8196, QoS 1, the sample's storage
 // settings) with one serial connector for all devices; with no devices there is no
 // connector.
-func writeConfig(dir, brokerAddr, storageType string, devices []*device) (string, error) {
+func writeConfig(dir, brokerAddr, storageType string, fsyncMS int, devices []*device) (string, error) {
 	host, port, _ := strings.Cut(brokerAddr, ":")
 	var portN int
 	_, _ = fmt.Sscanf(port, "%d", &portN)
@@ -36,6 +36,9 @@ func writeConfig(dir, brokerAddr, storageType string, devices []*device) (string
 			"messages_ttl_check_in_hours": 1, "messages_ttl_in_days": 7, "max_read_records_count": 10}
 	default:
 		return "", fmt.Errorf("unknown storage %q (expected memory, file or sqlite)", storageType)
+	}
+	if storageType != "memory" && fsyncMS >= 0 {
+		st["fsync_interval_ms"] = fsyncMS
 	}
 	connectors := []any{}
 	if len(devices) > 0 {

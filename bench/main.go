@@ -52,6 +52,8 @@ type options struct {
 	mdOut      string
 	profileDir string
 	tiny       bool
+	fsyncMS    int
+	fleet      int
 	keep       bool
 }
 
@@ -67,6 +69,8 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&o.jsonOut, "json", "bench-results.json", "write the results as JSON here (empty: no file)")
 	fs.StringVar(&o.mdOut, "md", "", "also write the Markdown table to this file")
 	fs.StringVar(&o.profileDir, "profile", "", "have iotgw write CPU, allocation, mutex and block profiles into this folder (IOTGW_*PROFILE)")
+	fs.IntVar(&o.fsyncMS, "fsync-ms", 100, "fsync_interval_ms of file and sqlite storage in the generated configuration (0: fdatasync before every Put returns; -1: leave the key out)")
+	fs.IntVar(&o.fleet, "fleet-devices", 1000, "devices of the fleet-1000 scenario")
 	fs.BoolVar(&o.tiny, "tiny", false, "tiny sizes (the CI smoke test): a few frames and devices, idle 1 s")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (configurations, gateway logs, data)")
 	if err := fs.Parse(args); err != nil {
@@ -114,7 +118,7 @@ func runAll(ctx context.Context, o options, logf func(string, ...any)) ([]Result
 	} else {
 		defer os.RemoveAll(work)
 	}
-	r := &runner{gatewayCmd: o.gatewayCmd, workDir: work, log: logf}
+	r := &runner{gatewayCmd: o.gatewayCmd, workDir: work, fsyncMS: o.fsyncMS, log: logf}
 	if o.profileDir != "" {
 		if r.profileDir, err = filepath.Abs(o.profileDir); err != nil {
 			return nil, err
@@ -147,7 +151,7 @@ func runAll(ctx context.Context, o options, logf func(string, ...any)) ([]Result
 	storages := strings.Split(o.storages, ",")
 	var results []Result
 	var firstErr error
-	for _, sc := range scenarios(o.tiny) {
+	for _, sc := range scenarios(o.tiny, o.fleet) {
 		if !want[sc.Name] {
 			continue
 		}
@@ -233,8 +237,8 @@ func summary(r Result) string {
 	if r.Scenario == "idle" {
 		return fmt.Sprintf("idle: RSS %.1f MB, CPU %.2f%% of a core, connected in %.0f ms %s", r.IdleRSSMB, r.CPUPercent, r.ConnectMS, r.Error)
 	}
-	return fmt.Sprintf("%d frames written (%.0f/s), %d values delivered (%.0f/s), lost %d, p50 %.2f ms p99 %.2f ms, CPU %.2f s/M frames (%.0f%%), RSS peak %.1f MB %s",
-		r.FramesWritten, r.WriteFPS, r.ValuesDelivered, r.DeliverVPS, r.ValuesLost, r.LatencyP50ms, r.LatencyP99ms, r.CPUPerMFrames, r.CPUPercent, r.PeakRSSMB, r.Error)
+	return fmt.Sprintf("%d frames written (%.0f/s), %d values delivered (%.0f/s), lost %d, p50 %.2f ms p99 %.2f ms, CPU %.2f s/M frames (%.0f%%; broker %.0f%%, harness %.0f%%), RSS peak %.1f MB %s",
+		r.FramesWritten, r.WriteFPS, r.ValuesDelivered, r.DeliverVPS, r.ValuesLost, r.LatencyP50ms, r.LatencyP99ms, r.CPUPerMFrames, r.CPUPercent, r.BrokerCPUPercent, r.HarnessCPUPercent, r.PeakRSSMB, r.Error)
 }
 
 // markdown renders the results as a table.

@@ -21,8 +21,9 @@ type scenario struct {
 	Idle    time.Duration
 }
 
-// scenarios returns the scenarios at full size or tiny (the CI smoke test).
-func scenarios(tiny bool) []scenario {
+// scenarios returns the scenarios at full size or tiny (the CI smoke test);
+// fleet, when > 0, replaces the device count of fleet-1000 (full size only).
+func scenarios(tiny bool, fleet int) []scenario {
 	if tiny {
 		return []scenario{
 			{Name: "burst-1", Devices: 1, Frames: 2000},
@@ -32,10 +33,13 @@ func scenarios(tiny bool) []scenario {
 			{Name: "idle", Idle: time.Second},
 		}
 	}
+	if fleet <= 0 {
+		fleet = 1000
+	}
 	return []scenario{
 		{Name: "burst-1", Devices: 1, Frames: 200_000},
 		{Name: "paced-100", Devices: 100, Frames: 10_000, Rate: 1000}, // 10 s
-		{Name: "fleet-1000", Devices: 1000, Frames: 200, Rate: 10},    // 20 s
+		{Name: "fleet-1000", Devices: fleet, Frames: 200, Rate: 10},    // 20 s
 		{Name: "latency", Devices: 1, Frames: 300, Rate: 10},          // 30 s
 		{Name: "idle", Idle: 30 * time.Second},
 	}
@@ -69,6 +73,10 @@ type Result struct {
 	PeakRSSMB  float64 `json:"peak_rss_mb"`
 	IdleRSSMB  float64 `json:"idle_rss_mb"`
 	ConnectMS  float64 `json:"start_to_connected_ms"`
+	// BrokerCPUPercent and HarnessCPUPercent are the broker's and this program's
+	// CPU over the load window (devices, subscriber), to see who else used the cores.
+	BrokerCPUPercent  float64 `json:"broker_cpu_percent_of_core"`
+	HarnessCPUPercent float64 `json:"harness_cpu_percent_of_core"`
 	Error      string  `json:"error,omitempty"`
 }
 
@@ -79,6 +87,7 @@ type runner struct {
 	gatewayCmd string
 	workDir    string
 	profileDir string
+	fsyncMS    int // fsync_interval_ms of file and sqlite storage; < 0: not written
 	log        func(format string, a ...any)
 }
 
@@ -94,7 +103,7 @@ func (r *runner) run(ctx context.Context, sc scenario, storageType string) (res 
 		return res, err
 	}
 	defer closeDevices(devices)
-	config, err := writeConfig(dir, r.broker.addr, storageType, devices)
+	config, err := writeConfig(dir, r.broker.addr, storageType, r.fsyncMS, devices)
 	if err != nil {
 		return res, err
 	}
@@ -153,6 +162,8 @@ func (r *runner) run(ctx context.Context, sc scenario, storageType string) (res 
 	if err != nil {
 		return res, err
 	}
+	brokerCPU0, _ := procCPU(r.broker.cmd.Process.Pid)
+	selfCPU0, _ := procCPU(os.Getpid())
 	sampler := sampleRSS(gw.pid())
 	loadStart := time.Now()
 	total := sc.Devices * sc.Frames
@@ -268,6 +279,10 @@ func (r *runner) run(ctx context.Context, sc scenario, storageType string) (res 
 	}
 	if d := end.Sub(loadStart).Seconds(); d > 0 {
 		res.CPUPercent = 100 * res.CPUSeconds / d
+		brokerCPU1, _ := procCPU(r.broker.cmd.Process.Pid)
+		selfCPU1, _ := procCPU(os.Getpid())
+		res.BrokerCPUPercent = 100 * (brokerCPU1 - brokerCPU0).Seconds() / d
+		res.HarnessCPUPercent = 100 * (selfCPU1 - selfCPU0).Seconds() / d
 	}
 	if len(lat) > 0 {
 		slices.Sort(lat)

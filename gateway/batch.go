@@ -14,6 +14,7 @@ type message struct {
 // group gathers one device's fragments within a batch.
 type group struct {
 	device []byte
+	name   []byte // device as a JSON string
 	tel    [][]byte
 	attr   [][]byte
 }
@@ -28,27 +29,54 @@ type batcher struct {
 	groups  []group
 	index   map[string]int
 	out     []message
+	// names interns device names with their JSON encoding across batches, so that a
+	// batch allocates nothing per device (bounded: reset past maxNames).
+	names map[string]*deviceName
 }
+
+// deviceName is an interned device name and its JSON string.
+type deviceName struct {
+	name string
+	json []byte
+}
+
+// maxNames bounds the name cache; a gateway with more devices re-encodes names.
+const maxNames = 16 << 10
 
 func newBatcher(maxSize int) *batcher {
 	if maxSize < 256 {
 		maxSize = 256
 	}
-	return &batcher{maxSize: maxSize, index: make(map[string]int)}
+	return &batcher{maxSize: maxSize, index: make(map[string]int), names: make(map[string]*deviceName)}
+}
+
+// name returns the interned name of device (the map lookup does not allocate).
+func (b *batcher) name(device []byte) *deviceName {
+	if n, ok := b.names[string(device)]; ok {
+		return n
+	}
+	if len(b.names) >= maxNames {
+		clear(b.names)
+	}
+	s := string(device)
+	n := &deviceName{name: s, json: connector.AppendJSONString(make([]byte, 0, len(s)+2), s)}
+	b.names[s] = n
+	return n
 }
 
 func (b *batcher) add(r record) {
 	i, ok := b.index[string(r.device)]
 	if !ok {
+		n := b.name(r.device)
 		i = len(b.groups)
 		if i < cap(b.groups) {
 			b.groups = b.groups[:i+1]
 			g := &b.groups[i]
-			g.device, g.tel, g.attr = r.device, g.tel[:0], g.attr[:0]
+			g.device, g.name, g.tel, g.attr = r.device, n.json, g.tel[:0], g.attr[:0]
 		} else {
-			b.groups = append(b.groups, group{device: r.device})
+			b.groups = append(b.groups, group{device: r.device, name: n.json})
 		}
-		b.index[string(r.device)] = i
+		b.index[n.name] = i
 	}
 	g := &b.groups[i]
 	if len(r.telemetry) > 0 {
@@ -77,6 +105,22 @@ func (b *batcher) emit(topic string, telemetry bool) {
 	}
 	var msg []byte
 	values := 0
+	// left is what the rest of this topic's messages need at most, so that a small
+	// message (one frame at low rates) does not get a maxSize buffer.
+	left := 2
+	for gi := range b.groups {
+		g := &b.groups[gi]
+		frags := g.tel
+		if !telemetry {
+			frags = g.attr
+		}
+		if len(frags) > 0 {
+			left += len(g.name) + 4
+			for _, f := range frags {
+				left += len(f) + 1
+			}
+		}
+	}
 	finish := func() {
 		if msg != nil {
 			msg = append(msg, closeCh, '}')
@@ -93,7 +137,7 @@ func (b *batcher) emit(topic string, telemetry bool) {
 		if len(frags) == 0 {
 			continue
 		}
-		name := connector.AppendJSONString(make([]byte, 0, len(g.device)+2), string(g.device))
+		name := g.name
 		inDevice := false
 		for _, f := range frags {
 			// room for: ,"name":[ f ]}
@@ -103,9 +147,10 @@ func (b *batcher) emit(topic string, telemetry bool) {
 				inDevice = false
 			}
 			if msg == nil {
-				msg = make([]byte, 0, min(b.maxSize, 64<<10)+len(f))
+				msg = make([]byte, 0, min(b.maxSize, 64<<10, left)+len(f)+len(name)+8)
 				msg = append(msg, '{')
 			}
+			left -= len(f) + 1
 			if !inDevice {
 				if len(msg) > 1 {
 					msg = append(msg, closeCh, ',')
