@@ -202,8 +202,7 @@ func (d *device) readFrames(ctx context.Context, p *serialPort, buf []byte, fr *
 // handleFrame gives a frame to a waiting RPC, or converts it and sends it to storage.
 // frame is only valid during the call.
 func (d *device) handleFrame(frame []byte, readAt time.Time) {
-	if w := d.takeWaiter(readAt); w != nil {
-		w.ch <- bytes.Clone(frame)
+	if d.giveToWaiter(frame, readAt) {
 		return
 	}
 	ts := readAt.UnixMilli()
@@ -257,15 +256,19 @@ func applyStrategy(data *connector.ConvertedData, rs *connector.ReportStrategy) 
 	}
 }
 
-func (d *device) takeWaiter(readAt time.Time) *responseWaiter {
+// giveToWaiter hands frame to the RPC waiting for a response, if any. The hand-off
+// happens under the lock that clearWaiter takes, so a timeout either sees the frame
+// in the channel or keeps it out: a frame is never lost between the two.
+func (d *device) giveToWaiter(frame []byte, readAt time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	w := d.waiter
 	if w == nil || readAt.Before(w.since) {
-		return nil
+		return false
 	}
 	d.waiter = nil
-	return w
+	w.ch <- bytes.Clone(frame) // capacity 1, one frame per waiter: never blocks
+	return true
 }
 
 func (d *device) setWaiter(w *responseWaiter) {
@@ -302,7 +305,16 @@ func (d *device) writeLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			// Jobs still queued run with the cancelled context, so that every RPC
+			// gets its reply ("Connector is stopped") instead of a platform timeout.
+			for {
+				select {
+				case job := <-d.jobs:
+					job(ctx)
+				default:
+					return
+				}
+			}
 		case job := <-d.jobs:
 			job(ctx)
 		}
@@ -402,6 +414,10 @@ func (d *device) onRPC(r connector.RPCRequest) {
 // next frame. It runs on the writer goroutine.
 func (d *device) handleRPC(ctx context.Context, r connector.RPCRequest, rc *rpcConfig) {
 	reply := func(content any) { d.c.reply(r.Device, r.ID, content) }
+	if ctx.Err() != nil {
+		reply(errorReply("Connector is stopped"))
+		return
+	}
 	b, err := d.down.Convert(rc.raw, r.Params)
 	if err != nil {
 		d.log.Error("cannot convert RPC params", "method", r.Method, "error", err)
@@ -445,6 +461,7 @@ func (d *device) handleRPC(ctx context.Context, r connector.RPCRequest, rc *rpcC
 		}
 	case <-ctx.Done():
 		d.clearWaiter(w)
+		reply(errorReply("Connector is stopped"))
 		return
 	}
 	v, err := rc.response.value(frame)

@@ -498,3 +498,25 @@ func TestPTYFrameGap(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestPTYRPCAtClose: an RPC waiting for its response, and one queued behind it, both
+// get a reply when the connector closes, so the platform is not left waiting.
+func TestPTYRPCAtClose(t *testing.T) {
+	c, gw, fp, _ := startConnector(t)
+	c.ServerSideRPC(connector.RPCRequest{Device: "SerialDevice1", ID: 1, Method: "setValue", Params: json.Number("1")})
+	fp.read(t, 1) // written: now waiting for the device's answer
+	c.ServerSideRPC(connector.RPCRequest{Device: "SerialDevice1", ID: 2, Method: "setValue", Params: json.Number("2")})
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both replies", 5*time.Second, func() bool { _, _, _, r := gw.snapshot(); return len(r) == 2 })
+	_, _, _, r := gw.snapshot()
+	for i, want := range []string{
+		`SerialDevice1 1 {"error":"Connector is stopped","success":false}`,
+		`SerialDevice1 2 {"error":"Connector is stopped","success":false}`,
+	} {
+		if r[i] != want {
+			t.Fatalf("reply %d: %s, want %s", i+1, r[i], want)
+		}
+	}
+}
