@@ -119,7 +119,7 @@ func (g *Gateway) onRPC(_ string, payload []byte) {
 		}
 	})
 	if !queued {
-		go g.replyError(req.Device, req.ID, fmt.Sprintf("Device %s not found", req.Device))
+		g.goWorker(func() { g.replyError(req.Device, req.ID, fmt.Sprintf("Device %s not found", req.Device)) })
 	}
 }
 
@@ -156,6 +156,11 @@ func (g *Gateway) enqueueDevice(d *device, name string, job func(c connector.Con
 		return false
 	}
 	g.mu.Lock()
+	if g.stopping.Load() {
+		g.mu.Unlock()
+		g.log.Debug("downlink request while stopping, dropped", "device", name)
+		return true
+	}
 	if d.queue == nil {
 		d.queue = make(chan func(), deviceQueueLen)
 	}
@@ -200,8 +205,8 @@ func (g *Gateway) SendRPCReply(device string, id int, content any) error {
 		return fmt.Errorf("rpc reply to %s/%d: %w", device, id, err)
 	}
 	defer func() {
-		if ch, ok := g.rpcReplies.Load(replyKey{device, id}); ok {
-			g.rpcReplies.Delete(replyKey{device, id})
+		// LoadAndDelete: two replies to one request must not both close the channel.
+		if ch, ok := g.rpcReplies.LoadAndDelete(replyKey{device, id}); ok {
 			close(ch.(chan struct{}))
 		}
 	}()
@@ -262,4 +267,22 @@ func (g *Gateway) publishNow(topic string, payload []byte) error {
 	}
 	p := g.mqtt.Publish(topic, byte(g.cfg.Thingsboard.QoS), payload)
 	return p.Wait(ctx)
+}
+
+// goWorker runs f on a goroutine the gateway waits for at stop. Once the gateway
+// is stopping it runs nothing (the check and the Add share the lock that Run takes
+// to set stopping, so no Add races the final Wait) and reports false.
+func (g *Gateway) goWorker(f func()) bool {
+	g.mu.Lock()
+	if g.stopping.Load() {
+		g.mu.Unlock()
+		return false
+	}
+	g.workers.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.workers.Done()
+		f()
+	}()
+	return true
 }

@@ -349,3 +349,48 @@ func waitUntil(t *testing.T, f func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestMaxPayloadSplitsLargeData: one ConvertedData far larger than
+// maxPayloadSizeBytes (4096 here) is split into messages that fit, every entry
+// arrives, and data behind it is not held back.
+func TestMaxPayloadSplitsLargeData(t *testing.T) {
+	b := brokertest.Start(t, "")
+	tc, _ := setup(t, b, "")
+	d := &connector.ConvertedData{DeviceName: "Big", DeviceType: "t"}
+	for i := range 500 {
+		d.AddTelemetry(int64(1700000000000+i), connector.Datapoint{Key: "temperature", Value: connector.Int(int64(i))})
+	}
+	one := connector.TelemetryEntry{TS: 1}
+	for i := range 400 {
+		one.Values = append(one.Values, connector.Datapoint{Key: fmt.Sprintf("k%03d", i), Value: connector.Int(int64(i))})
+	}
+	d.Telemetry = append(d.Telemetry, one)
+	must(t, tc.gw.SendToStorage(tc.cfg.Name, tc.cfg.ID, d))
+	tc.send(t, "Small", 2, "small", 1)
+	if _, ok := b.WaitFor("v1/gateway/telemetry", func(m brokertest.Msg) bool { return strings.Contains(string(m.Payload), `"small"`) }, 10*time.Second); !ok {
+		t.Fatal("the record behind the large one did not arrive")
+	}
+	entries, keys := 0, map[string]bool{}
+	for _, m := range b.Messages("v1/gateway/telemetry") {
+		if len(m.Payload) > 4096 {
+			t.Fatalf("a message of %d bytes passed maxPayloadSizeBytes 4096", len(m.Payload))
+		}
+		var p map[string][]struct {
+			TS     int64          `json:"ts"`
+			Values map[string]any `json:"values"`
+		}
+		must(t, json.Unmarshal(m.Payload, &p))
+		for _, e := range p["Big"] {
+			if e.TS == 1 {
+				for k := range e.Values {
+					keys[k] = true
+				}
+			} else {
+				entries++
+			}
+		}
+	}
+	if entries != 500 || len(keys) != 400 {
+		t.Fatalf("got %d entries and %d keys of the wide entry, want 500 and 400", entries, len(keys))
+	}
+}

@@ -336,7 +336,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 	<-ctx.Done()
 	<-watchDone
+	g.mu.Lock() // see goWorker
 	g.stopping.Store(true)
+	g.mu.Unlock()
 	deadline := time.Now().Add(g.opts.StopTimeout)
 	g.log.Info("stopping", "stored", g.store.Len())
 

@@ -86,13 +86,11 @@ func (g *Gateway) onGatewayRPC(topic string, payload []byte) {
 		if err != nil {
 			b = []byte(`{"error":"reply not encodable","success":false}`)
 		}
-		g.workers.Add(1)
-		go func() {
-			defer g.workers.Done()
+		g.goWorker(func() {
 			if err := g.publishNow(tbmqtt.TopicDeviceRPCResponse+id, b); err != nil {
 				g.log.Warn("gateway rpc reply not sent", "method", req.Method, "err", err)
 			}
-		}()
+		})
 	}
 	switch req.Method {
 	case "gateway_ping", "ping":
@@ -175,12 +173,8 @@ func (g *Gateway) connectorTypeRPC(id string, req gatewayRPC) bool {
 			r.Params = p
 		}
 	}
-	g.workers.Add(len(targets))
 	for _, c := range targets {
-		go func() {
-			defer g.workers.Done()
-			c.ServerSideRPC(r)
-		}()
+		g.goWorker(func() { c.ServerSideRPC(r) })
 	}
 	return true
 }

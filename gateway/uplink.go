@@ -106,13 +106,72 @@ func (g *Gateway) storeData(data *connector.ConvertedData, pname, connectType st
 		renamed.DeviceName = pname
 		d = &renamed
 	}
-	var ok bool
-	rec, buf.scratch, ok = appendRecord(rec, d, time.Now().UnixMilli(), buf.scratch)
 	buf.rec = rec
+	return g.storeSized(d, buf, time.Now().UnixMilli())
+}
+
+// recordOverhead is what a message adds around one record's fragments: braces,
+// the quoted device name's separators and the MQTT topic and header.
+const recordOverhead = 64
+
+// storeSized stores d as one record when it fits in a message of the platform's
+// payload limit, and else splits it (telemetry from attributes, entries in halves,
+// one entry's values in halves under the same ts) so that no record is larger than
+// what the broker accepts: such a record would be refused, retried forever and hold
+// back every record behind it. A single value that cannot fit is dropped and counted.
+func (g *Gateway) storeSized(d *connector.ConvertedData, buf *encodeBuf, now int64) error {
+	var ok bool
+	buf.rec, buf.scratch, ok = appendRecord(buf.rec[:0], d, now, buf.scratch)
 	if !ok {
 		return nil
 	}
-	return g.put(rec)
+	if len(buf.rec)+len(d.DeviceName)+recordOverhead <= g.maxPayload() {
+		return g.put(buf.rec)
+	}
+	a, b, ok := halve(d, now)
+	if !ok {
+		g.stats.DroppedInvalid.Add(1)
+		g.log.Error("a value larger than the platform's payload limit was dropped",
+			"device", d.DeviceName, "bytes", len(buf.rec), "maxPayloadSizeBytes", g.maxPayload())
+		return nil
+	}
+	if err := g.storeSized(a, buf, now); err != nil {
+		return err
+	}
+	return g.storeSized(b, buf, now)
+}
+
+// halve splits d in two non-empty parts, or reports false for a single value.
+// Entries without a timestamp get now, so that both parts keep the same time.
+func halve(d *connector.ConvertedData, now int64) (a, b *connector.ConvertedData, ok bool) {
+	a = &connector.ConvertedData{DeviceName: d.DeviceName, DeviceType: d.DeviceType}
+	b = &connector.ConvertedData{DeviceName: d.DeviceName, DeviceType: d.DeviceType}
+	tel := make([]connector.TelemetryEntry, 0, len(d.Telemetry))
+	for _, e := range d.Telemetry {
+		if len(e.Values) == 0 {
+			continue
+		}
+		if e.TS == 0 {
+			e.TS = now
+		}
+		tel = append(tel, e)
+	}
+	switch {
+	case len(tel) > 0 && len(d.Attributes) > 0:
+		a.Telemetry, b.Attributes = tel, d.Attributes
+	case len(tel) > 1:
+		a.Telemetry, b.Telemetry = tel[:len(tel)/2], tel[len(tel)/2:]
+	case len(tel) == 1 && len(tel[0].Values) > 1:
+		v := tel[0].Values
+		a.Telemetry = []connector.TelemetryEntry{{TS: tel[0].TS, Values: v[:len(v)/2]}}
+		b.Telemetry = []connector.TelemetryEntry{{TS: tel[0].TS, Values: v[len(v)/2:]}}
+	case len(tel) == 0 && len(d.Attributes) > 1:
+		at := d.Attributes
+		a.Attributes, b.Attributes = at[:len(at)/2], at[len(at)/2:]
+	default:
+		return nil, nil, false
+	}
+	return a, b, true
 }
 
 // put copies rec (storage may keep the slice) and stores it.
