@@ -89,7 +89,7 @@ func TestSmoke(t *testing.T) {
 				}
 			}
 			table := markdown(results)
-			if strings.Count(table, "\n") != 15 {
+			if strings.Count(table, "\n") != 15 || strings.Count(table, "| burst-1 (1 × burst) |") != 3 {
 				t.Errorf("table has %d lines, want 15:\n%s", strings.Count(table, "\n"), table)
 			}
 		})

@@ -237,29 +237,52 @@ func summary(r Result) string {
 	if r.Scenario == "idle" {
 		return fmt.Sprintf("idle: RSS %.1f MB, CPU %.2f%% of a core, connected in %.0f ms %s", r.IdleRSSMB, r.CPUPercent, r.ConnectMS, r.Error)
 	}
-	return fmt.Sprintf("%d frames written (%.0f/s), %d values delivered (%.0f/s), lost %d, p50 %.2f ms p99 %.2f ms, CPU %.2f s/M frames (%.0f%%; broker %.0f%%, harness %.0f%%), RSS peak %.1f MB %s",
-		r.FramesWritten, r.WriteFPS, r.ValuesDelivered, r.DeliverVPS, r.ValuesLost, r.LatencyP50ms, r.LatencyP99ms, r.CPUPerMFrames, r.CPUPercent, r.BrokerCPUPercent, r.HarnessCPUPercent, r.PeakRSSMB, r.Error)
+	return fmt.Sprintf("%d frames written (%.0f/s), %d values delivered (%.0f/s), lost %d, p50 %.2f ms p99 %.2f ms, CPU %.2f s/M frames (%.0f%%; broker %.0f%%, harness %.0f%%, machine busy %.0f%%), RSS peak %.1f MB %s",
+		r.FramesWritten, r.WriteFPS, r.ValuesDelivered, r.DeliverVPS, r.ValuesLost, r.LatencyP50ms, r.LatencyP99ms, r.CPUPerMFrames, r.CPUPercent, r.BrokerCPUPercent, r.HarnessCPUPercent, r.MachineBusyPercent, r.PeakRSSMB, r.Error)
 }
 
 // markdown renders the results as a table.
 func markdown(rs []Result) string {
 	var b bytes.Buffer
-	b.WriteString("| scenario | storage | frames | frames/s written | values/s delivered | values lost | latency p50 / p99 / max ms | CPU s per M frames | CPU % of a core | RSS peak / idle MB | start → connected ms |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| scenario | storage | frames | frames/s written | values/s delivered | values lost | latency p50 / p99 / max ms | CPU s per M frames | CPU % of a core | RSS peak / idle MB | start → connected ms | note |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rs {
 		if r.Scenario == "idle" {
-			fmt.Fprintf(&b, "| idle | %s | – | – | – | – | – | – | %.2f | %.1f / %.1f | %.0f |\n", r.Storage, r.CPUPercent, r.PeakRSSMB, r.IdleRSSMB, r.ConnectMS)
+			fmt.Fprintf(&b, "| idle | %s | – | – | – | – | – | – | %.2f | %.1f / %.1f | %.0f | %s |\n", r.Storage, r.CPUPercent, r.PeakRSSMB, r.IdleRSSMB, r.ConnectMS, note(r))
 			continue
 		}
-		lost := fmt.Sprintf("%d", r.ValuesLost)
+		lost := thousands(float64(r.ValuesLost))
 		if r.Error != "" && r.ValuesLost == 0 {
-			lost = "error"
+			lost = "–"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %.2f / %.2f / %.1f | %.2f | %.0f | %.1f / %.1f | %.0f |\n",
-			r.Scenario, r.Storage, thousands(float64(r.FramesWritten)), thousands(r.WriteFPS), thousands(r.DeliverVPS), lost,
-			r.LatencyP50ms, r.LatencyP99ms, r.LatencyMaxms, r.CPUPerMFrames, r.CPUPercent, r.PeakRSSMB, r.IdleRSSMB, r.ConnectMS)
+		fmt.Fprintf(&b, "| %s (%d × %s) | %s | %s | %s | %s | %s | %.2f / %.2f / %.1f | %.2f | %.0f | %.1f / %.1f | %.0f | %s |\n",
+			r.Scenario, r.Devices, rate(r.Rate), r.Storage, thousands(float64(r.FramesWritten)), thousands(r.WriteFPS), thousands(r.DeliverVPS), lost,
+			r.LatencyP50ms, r.LatencyP99ms, r.LatencyMaxms, r.CPUPerMFrames, r.CPUPercent, r.PeakRSSMB, r.IdleRSSMB, r.ConnectMS, note(r))
 	}
 	return b.String()
+}
+
+// note is the error of a result, first line, shortened, with the machine's load.
+func note(r Result) string {
+	n, _, _ := strings.Cut(r.Error, "\n")
+	if len(n) > 90 {
+		n = n[:90] + "…"
+	}
+	n = strings.ReplaceAll(n, "|", "/")
+	if r.MachineBusyPercent > 0 {
+		if n != "" {
+			n += "; "
+		}
+		n += fmt.Sprintf("machine %.0f%% busy", r.MachineBusyPercent)
+	}
+	return n
+}
+
+func rate(r float64) string {
+	if r == 0 {
+		return "burst"
+	}
+	return fmt.Sprintf("%g/s", r)
 }
 
 // thousands formats a non-negative number with thousands separators.

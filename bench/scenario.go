@@ -39,7 +39,7 @@ func scenarios(tiny bool, fleet int) []scenario {
 	return []scenario{
 		{Name: "burst-1", Devices: 1, Frames: 200_000},
 		{Name: "paced-100", Devices: 100, Frames: 10_000, Rate: 1000}, // 10 s
-		{Name: "fleet-1000", Devices: fleet, Frames: 200, Rate: 10},    // 20 s
+		{Name: "fleet-1000", Devices: fleet, Frames: 200, Rate: 10},   // 20 s
 		{Name: "latency", Devices: 1, Frames: 300, Rate: 10},          // 30 s
 		{Name: "idle", Idle: 30 * time.Second},
 	}
@@ -77,7 +77,10 @@ type Result struct {
 	// CPU over the load window (devices, subscriber), to see who else used the cores.
 	BrokerCPUPercent  float64 `json:"broker_cpu_percent_of_core"`
 	HarnessCPUPercent float64 `json:"harness_cpu_percent_of_core"`
-	Error      string  `json:"error,omitempty"`
+	// MachineBusyPercent is how busy all cores together were (/proc/stat), in % of
+	// the machine: near 100 means the gateway competed for CPU.
+	MachineBusyPercent float64 `json:"machine_busy_percent"`
+	Error              string  `json:"error,omitempty"`
 }
 
 // runner holds what all scenarios of one run share.
@@ -164,6 +167,7 @@ func (r *runner) run(ctx context.Context, sc scenario, storageType string) (res 
 	}
 	brokerCPU0, _ := procCPU(r.broker.cmd.Process.Pid)
 	selfCPU0, _ := procCPU(os.Getpid())
+	busy0, total0 := machineCPU()
 	sampler := sampleRSS(gw.pid())
 	loadStart := time.Now()
 	total := sc.Devices * sc.Frames
@@ -222,6 +226,7 @@ func (r *runner) run(ctx context.Context, sc scenario, storageType string) (res 
 	// when nothing new arrived for quiet (the rest is lost).
 	const quiet = 15 * time.Second
 	writing := true
+	snap := takeCPU(gw.pid(), r.broker.cmd.Process.Pid)
 	lastProgress, lastFrames := time.Now(), 0
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -238,8 +243,9 @@ func (r *runner) run(ctx context.Context, sc scenario, storageType string) (res 
 			return res, ctx.Err()
 		}
 		n, _ := sub.snapshot()
-		if n != lastFrames {
+		if n != lastFrames || writing {
 			lastFrames, lastProgress = n, time.Now()
+			snap = takeCPU(gw.pid(), r.broker.cmd.Process.Pid)
 		}
 		if !writing && (n >= total || time.Since(lastProgress) > quiet) {
 			break
@@ -248,10 +254,9 @@ func (r *runner) run(ctx context.Context, sc scenario, storageType string) (res 
 			return res, errors.New("gateway exited during the load")
 		}
 	}
-	cpu1, err := procCPU(gw.pid())
-	if err != nil {
-		return res, err
-	}
+	// The CPU counters as of the last progress: a quiet wait for lost frames does
+	// not dilute them.
+	cpu1, brokerCPU1, selfCPU1, busy1, total1 := snap.gw, snap.broker, snap.self, snap.busy, snap.total
 	res.PeakRSSMB = mb(sampler.end())
 
 	sub.mu.Lock()
@@ -279,10 +284,11 @@ func (r *runner) run(ctx context.Context, sc scenario, storageType string) (res 
 	}
 	if d := end.Sub(loadStart).Seconds(); d > 0 {
 		res.CPUPercent = 100 * res.CPUSeconds / d
-		brokerCPU1, _ := procCPU(r.broker.cmd.Process.Pid)
-		selfCPU1, _ := procCPU(os.Getpid())
 		res.BrokerCPUPercent = 100 * (brokerCPU1 - brokerCPU0).Seconds() / d
 		res.HarnessCPUPercent = 100 * (selfCPU1 - selfCPU0).Seconds() / d
+		if total1 > total0 {
+			res.MachineBusyPercent = 100 * float64(busy1-busy0) / float64(total1-total0)
+		}
 	}
 	if len(lat) > 0 {
 		slices.Sort(lat)
@@ -304,4 +310,19 @@ func tail(b []byte, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+// cpuSnap is the CPU counters the results are computed from.
+type cpuSnap struct {
+	gw, broker, self time.Duration
+	busy, total      int64
+}
+
+func takeCPU(gwPID, brokerPID int) cpuSnap {
+	var c cpuSnap
+	c.gw, _ = procCPU(gwPID)
+	c.broker, _ = procCPU(brokerPID)
+	c.self, _ = procCPU(os.Getpid())
+	c.busy, c.total = machineCPU()
+	return c
 }
