@@ -12,19 +12,9 @@ import (
 	"strconv"
 	"testing"
 	"time"
-)
 
-// mosquittoPath finds Debian's mosquitto (installed in /usr/sbin, which is not in
-// every PATH).
-func mosquittoPath() (string, bool) {
-	if p, err := exec.LookPath("mosquitto"); err == nil {
-		return p, true
-	}
-	if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil {
-		return "/usr/sbin/mosquitto", true
-	}
-	return "", false
-}
+	"github.com/iotgw/iotgw/internal/brokertest"
+)
 
 // startMosquitto runs mosquitto on 127.0.0.1:port (0 picks a free port) with a
 // generated configuration; the returned func kills it and waits.
@@ -72,7 +62,7 @@ func startMosquitto(t *testing.T, bin string, port int) (int, func()) {
 }
 
 func TestMosquitto(t *testing.T) {
-	bin, ok := mosquittoPath()
+	bin, ok := brokertest.MosquittoPath()
 	if !ok {
 		t.Skip("mosquitto is not installed (not in PATH nor /usr/sbin): skipping the external-broker test")
 	}

@@ -6,13 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
-	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/iotgw/iotgw/internal/brokertest"
 )
@@ -38,11 +36,11 @@ func TestKill9(t *testing.T) {
 		t.Run(st+"/mosquitto", func(t *testing.T) {
 			m := brokertest.StartMosquitto(t)
 			m.Stop()
-			var o *observer
+			var o *brokertest.Observer
 			kill9(t, st, m, func() {
 				m.Start()
-				o = newObserver(t, m.Addr)
-			}, func() []brokertest.Msg { return o.telemetry() })
+				o = brokertest.Observe(t, m.Addr)
+			}, func() []brokertest.Msg { return o.Messages("v1/gateway/telemetry") })
 		})
 	}
 }
@@ -142,44 +140,4 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// observer subscribes to the gateway API on an external broker, standing in for
-// the platform.
-type observer struct {
-	c    paho.Client
-	mu   sync.Mutex
-	msgs []brokertest.Msg
-}
-
-func newObserver(t *testing.T, addr string) *observer {
-	t.Helper()
-	o := &observer{}
-	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("observer").SetOrderMatters(true)
-	o.c = paho.NewClient(opts)
-	if tok := o.c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("observer connect: %v", tok.Error())
-	}
-	tok := o.c.Subscribe("v1/gateway/#", 1, func(_ paho.Client, m paho.Message) {
-		o.mu.Lock()
-		o.msgs = append(o.msgs, brokertest.Msg{Topic: m.Topic(), Payload: append([]byte(nil), m.Payload()...)})
-		o.mu.Unlock()
-	})
-	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("observer subscribe: %v", tok.Error())
-	}
-	t.Cleanup(func() { o.c.Disconnect(100) })
-	return o
-}
-
-func (o *observer) telemetry() []brokertest.Msg {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var out []brokertest.Msg
-	for _, m := range o.msgs {
-		if m.Topic == "v1/gateway/telemetry" {
-			out = append(out, m)
-		}
-	}
-	return out
 }
