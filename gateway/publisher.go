@@ -98,6 +98,32 @@ func waitPending(ctx context.Context, p *tbmqtt.Pending) error {
 	return p.Wait(c)
 }
 
+// A small batch published less than linger ago makes the next read wait for the
+// rest of linger, so that records trickling in from many slow devices go out a few
+// per message instead of one message per record (each message costs a publish, a
+// PUBACK and wake-ups on both sides). A lone frame after a quiet spell, and every
+// burst (full batches), go out at once; the added latency is at most linger.
+const (
+	linger     = time.Millisecond
+	smallBatch = 32
+)
+
+// lingerDone waits until t; it reports false when ctx ended first.
+func lingerDone(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return true
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // pump reads batches and publishes them, keeping up to InflightBatches batches
 // awaiting acks. It returns false when a publish failed.
 func (g *Gateway) pump(ctx context.Context, b *batcher) bool {
@@ -143,12 +169,20 @@ func (g *Gateway) pump(ctx context.Context, b *batcher) bool {
 	}()
 
 	qos := byte(g.cfg.Thingsboard.QoS)
+	var lastSmall time.Time // when the last batch, a small one, was published
 	for {
+		if !lastSmall.IsZero() && !lingerDone(readCtx, lastSmall.Add(linger)) {
+			break
+		}
 		batch, err := g.store.Read(readCtx, g.opts.BatchSize)
 		if err != nil {
 			break
 		}
 		f := &flight{batch: batch, sent: time.Now()}
+		lastSmall = time.Time{}
+		if len(batch.Records) < smallBatch {
+			lastSmall = f.sent
+		}
 		b.out = b.out[:0]
 		for _, raw := range batch.Records {
 			r, err := decodeRecord(raw)
