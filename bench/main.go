@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 )
@@ -54,6 +55,7 @@ type options struct {
 	tiny       bool
 	fsyncMS    int
 	fleet      int
+	selfProf   string
 	keep       bool
 }
 
@@ -71,6 +73,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&o.profileDir, "profile", "", "have iotgw write CPU, allocation, mutex and block profiles into this folder (IOTGW_*PROFILE)")
 	fs.IntVar(&o.fsyncMS, "fsync-ms", 100, "fsync_interval_ms of file and sqlite storage in the generated configuration (0: fdatasync before every Put returns; -1: leave the key out)")
 	fs.IntVar(&o.fleet, "fleet-devices", 1000, "devices of the fleet-1000 scenario")
+	fs.StringVar(&o.selfProf, "harness-cpuprofile", "", "write the harness's own CPU profile here")
 	fs.BoolVar(&o.tiny, "tiny", false, "tiny sizes (the CI smoke test): a few frames and devices, idle 1 s")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (configurations, gateway logs, data)")
 	if err := fs.Parse(args); err != nil {
@@ -80,6 +83,20 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 2
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+	if o.selfProf != "" {
+		f, err := os.Create(o.selfProf)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			logf("bench: -harness-cpuprofile: %v", err)
+			return 2
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
+	}
 	results, err := runAll(ctx, o, logf)
 	if len(results) > 0 {
 		table := markdown(results)
