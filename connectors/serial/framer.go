@@ -66,7 +66,10 @@ func newFramer(cfg framing) *framer {
 	if cfg.maxSize <= 0 {
 		cfg.maxSize = defaultMaxFrameSize
 	}
-	return &framer{cfg: cfg, buf: make([]byte, 0, 4096)}
+	// A small start: a slow device holds a frame or two; a fast one grows the
+	// buffer once to a read block and a partial frame. With 1,000 ports this
+	// saves megabytes.
+	return &framer{cfg: cfg, buf: make([]byte, 0, 256)}
 }
 
 // open is the start of the frame not yet closed (time modes).
