@@ -35,6 +35,21 @@ func TestSmoke(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/iotgw: %v\n%s", err, out)
 	}
+	// -gateway-cmd: any gateway command line, {config} replaced, run through sh.
+	t.Run("gateway-cmd", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		results, err := runAll(ctx, options{
+			scenarios: "latency", storages: "memory", broker: "mochi", tiny: true,
+			gatewayCmd: shellQuote(bin) + " run --log-level WARNING --config {config}",
+		}, t.Logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(results) != 1 || results[0].Error != "" || results[0].FramesDelivered != 5 {
+			t.Fatalf("results: %+v", results)
+		}
+	})
 	brokers := []string{"mochi"}
 	if _, err := os.Stat(mosquittoPath); err == nil {
 		brokers = append(brokers, "mosquitto")
