@@ -5,6 +5,7 @@ package serial
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"syscall"
@@ -125,15 +126,30 @@ func (sp *serialPort) setFlowControl(rtscts, xonxoff bool) error {
 
 // Read reads what is available, waiting at most timeout (0: no limit). It returns
 // (0, nil) when the timeout passes.
+//
+// It reads the second, non-blocking descriptor through Go's runtime poller rather
+// than go.bug.st/serial's Read, which blocks an OS thread in select(2) per port and
+// crashes on a descriptor number of 1024 or more (its FD_SET is fixed-size): a
+// gateway with a few hundred ports would die, and one thread per idle port costs
+// memory and scheduler time.
 func (sp *serialPort) Read(b []byte, timeout time.Duration) (int, error) {
-	t := serial.NoTimeout
+	var deadline time.Time
 	if timeout > 0 {
-		t = timeout
+		deadline = time.Now().Add(timeout)
 	}
-	if err := sp.port.SetReadTimeout(t); err != nil {
+	if err := sp.aux.SetReadDeadline(deadline); err != nil {
 		return 0, err
 	}
-	return sp.port.Read(b)
+	n, err := sp.aux.Read(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, nil
+	}
+	if err == io.EOF {
+		// A tty whose other end is gone (unplugged adapter, closed pty) reads EOF
+		// or EIO: both mean the port failed.
+		return n, fmt.Errorf("read %s: %w", sp.aux.Name(), io.ErrUnexpectedEOF)
+	}
+	return n, err
 }
 
 // Write writes b, within writeTimeout when one is configured.

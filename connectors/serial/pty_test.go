@@ -520,3 +520,41 @@ func TestPTYRPCAtClose(t *testing.T) {
 		}
 	}
 }
+
+// TestManyPorts opens 300 devices, which puts descriptor numbers past 1024 (a pty
+// pair in the test, two descriptors per port in the connector): every device's
+// frame arrives. go.bug.st/serial's select(2)-based Read crashed past 1024.
+func TestManyPorts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("300 ptys")
+	}
+	const n = 300
+	dir := t.TempDir()
+	var devs []string
+	var ports []*fakePort
+	for i := range n {
+		link := filepath.Join(dir, fmt.Sprintf("tty%d", i))
+		ports = append(ports, newFakePort(t, link))
+		devs = append(devs, fmt.Sprintf(`{"name":"D%d","port":%q,"telemetry":[{"key":"v","type":"int","toByte":-1}]}`, i, link))
+	}
+	gw := &recGateway{}
+	cfg := factoryConfig([]byte(`{"devices":[` + strings.Join(devs, ",") + `]}`))
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Converters = connector.BuiltinConverters{Logger: cfg.Logger}
+	c, err := newConnector(gw, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	waitFor(t, "all ports open", 20*time.Second, c.IsConnected)
+	for i, p := range ports {
+		p.write(t, fmt.Sprintf("%d\n", i))
+	}
+	waitFor(t, "a frame from every device", 20*time.Second, func() bool {
+		data, _, _, _ := gw.snapshot()
+		return len(data) == n
+	})
+}
