@@ -44,7 +44,7 @@ type broker struct {
 
 // startBroker starts the broker of kind ("auto": mosquitto when installed, else
 // mochi) in its own process, listening on a free loopback port.
-func startBroker(kind, dir string) (*broker, error) {
+func startBroker(kind, dir string, nodelay bool) (*broker, error) {
 	if kind == "auto" {
 		kind = "mochi"
 		if _, err := os.Stat(mosquittoPath); err == nil {
@@ -66,13 +66,13 @@ allow_anonymous true
 persistence false
 max_queued_messages 0
 max_inflight_messages 1000
-set_tcp_nodelay true
+set_tcp_nodelay %t
 log_dest stdout
 log_type notice
 log_type information
 connection_messages true
 log_timestamp false
-`, port)
+`, port, nodelay)
 		path := filepath.Join(dir, "mosquitto.conf")
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return nil, fmt.Errorf("mosquitto config: %w", err)

@@ -56,6 +56,7 @@ type options struct {
 	fsyncMS    int
 	fleet      int
 	selfProf   string
+	nagle      bool
 	keep       bool
 }
 
@@ -74,6 +75,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.IntVar(&o.fsyncMS, "fsync-ms", 100, "fsync_interval_ms of file and sqlite storage in the generated configuration (0: fdatasync before every Put returns; -1: leave the key out)")
 	fs.IntVar(&o.fleet, "fleet-devices", 1000, "devices of the fleet-1000 scenario")
 	fs.StringVar(&o.selfProf, "harness-cpuprofile", "", "write the harness's own CPU profile here")
+	fs.BoolVar(&o.nagle, "broker-nagle", false, "leave Nagle's algorithm on in mosquitto (its default, set_tcp_nodelay false); the harness turns it off as ThingsBoard does")
 	fs.BoolVar(&o.tiny, "tiny", false, "tiny sizes (the CI smoke test): a few frames and devices, idle 1 s")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (configurations, gateway logs, data)")
 	if err := fs.Parse(args); err != nil {
@@ -153,7 +155,7 @@ func runAll(ctx context.Context, o options, logf func(string, ...any)) ([]Result
 			}
 		}
 	}
-	b, err := startBroker(o.broker, work)
+	b, err := startBroker(o.broker, work, !o.nagle)
 	if err != nil {
 		return nil, err
 	}

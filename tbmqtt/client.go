@@ -379,7 +379,7 @@ func (c *Client) connect(ctx context.Context) (*link, error) {
 			if err := l.setConn(conn); err != nil {
 				return nil, err
 			}
-			return conn, nil
+			return newAckConn(conn), nil
 		})
 	l.pc = mqtt.NewClient(po)
 
