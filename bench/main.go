@@ -111,6 +111,8 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if o.jsonOut != "" {
 			if werr := writeJSON(o.jsonOut, map[string]any{"machine": machine(), "command": strings.Join(os.Args, " "), "results": results}); werr != nil {
 				logf("bench: %v", werr)
+			} else {
+				logf("results: %s", o.jsonOut)
 			}
 		}
 	}
