@@ -71,11 +71,12 @@ func procMem(pid int) (rss, hwm int64, err error) {
 // rssSampler records the highest VmRSS of a process, sampled every 50 ms (VmHWM
 // alone would include the start-up).
 type rssSampler struct {
-	pid  int
-	stop chan struct{}
-	done chan struct{}
-	mu   sync.Mutex
-	peak int64
+	pid      int
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+	mu       sync.Mutex
+	peak     int64
 }
 
 func sampleRSS(pid int) *rssSampler {
@@ -106,9 +107,9 @@ func (s *rssSampler) sample() {
 	s.mu.Unlock()
 }
 
-// end stops sampling and returns the peak.
+// end stops sampling and returns the peak; it may be called more than once.
 func (s *rssSampler) end() int64 {
-	close(s.stop)
+	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.done
 	s.sample()
 	s.mu.Lock()

@@ -169,6 +169,7 @@ func (r *runner) run(ctx context.Context, sc scenario, storageType string) (res 
 	selfCPU0, _ := procCPU(os.Getpid())
 	busy0, total0 := machineCPU()
 	sampler := sampleRSS(gw.pid())
+	defer sampler.end()
 	loadStart := time.Now()
 	total := sc.Devices * sc.Frames
 
