@@ -40,6 +40,9 @@ type device struct {
 	master *os.File
 	slave  *os.File // kept open so that writes before the gateway opens the port are kept
 	sent   int      // frames written
+	// deadline is the master's write deadline, moved at most every half second:
+	// setting it on every write was a large part of the harness's CPU.
+	deadline time.Time
 }
 
 func openDevice(name string) (*device, error) {
@@ -122,7 +125,7 @@ func writeBurst(ctx context.Context, d *device, frames int, written *atomic.Int6
 			d.sent++
 		}
 		n := d.sent
-		if err := writeAll(ctx, d.master, buf); err != nil {
+		if err := writeAll(ctx, d, buf); err != nil {
 			return fmt.Errorf("%s: %w", d.name, err)
 		}
 		written.Store(int64(n))
@@ -130,11 +133,15 @@ func writeBurst(ctx context.Context, d *device, frames int, written *atomic.Int6
 	return nil
 }
 
-// writeAll writes b, giving up when ctx is done (checked once a second while
-// the pty is full).
-func writeAll(ctx context.Context, f *os.File, b []byte) error {
+// writeAll writes b to d, giving up when ctx is done (checked about once a second
+// while the pty is full).
+func writeAll(ctx context.Context, d *device, b []byte) error {
+	f := d.master
 	for len(b) > 0 {
-		_ = f.SetWriteDeadline(time.Now().Add(time.Second))
+		if now := time.Now(); d.deadline.Sub(now) < 500*time.Millisecond {
+			d.deadline = now.Add(time.Second)
+			_ = f.SetWriteDeadline(d.deadline)
+		}
 		n, err := f.Write(b)
 		b = b[n:]
 		if err != nil {
@@ -183,7 +190,7 @@ func writePaced(ctx context.Context, ds []*device, rate float64, frames int, wri
 					d := ds[i]
 					for d.sent < frames && !next[k].After(now) {
 						buf = appendFrame(buf[:0], d.sent+1, nowUS())
-						if err := writeAll(ctx, d.master, buf); err != nil {
+						if err := writeAll(ctx, d, buf); err != nil {
 							errs <- fmt.Errorf("%s: %w", d.name, err)
 							return
 						}
