@@ -8,7 +8,7 @@ import (
 type message struct {
 	topic   string
 	payload []byte
-	values  int // telemetry entries or attributes it carries, for statistics
+	values  int // datapoints (telemetry values and attributes) it carries
 }
 
 // group gathers one device's fragments within a batch.
@@ -17,6 +17,8 @@ type group struct {
 	name   []byte // device as a JSON string
 	tel    [][]byte
 	attr   [][]byte
+	telN   []int // values in each tel fragment
+	attrN  []int // attributes in each attr fragment
 }
 
 // batcher merges records into v1/gateway/telemetry and v1/gateway/attributes
@@ -73,6 +75,7 @@ func (b *batcher) add(r record) {
 			b.groups = b.groups[:i+1]
 			g := &b.groups[i]
 			g.device, g.name, g.tel, g.attr = r.device, n.json, g.tel[:0], g.attr[:0]
+			g.telN, g.attrN = g.telN[:0], g.attrN[:0]
 		} else {
 			b.groups = append(b.groups, group{device: r.device, name: n.json})
 		}
@@ -81,9 +84,11 @@ func (b *batcher) add(r record) {
 	g := &b.groups[i]
 	if len(r.telemetry) > 0 {
 		g.tel = append(g.tel, r.telemetry)
+		g.telN = append(g.telN, r.telValues)
 	}
 	if len(r.attributes) > 0 {
 		g.attr = append(g.attr, r.attributes)
+		g.attrN = append(g.attrN, r.attrValues)
 	}
 }
 
@@ -130,16 +135,16 @@ func (b *batcher) emit(topic string, telemetry bool) {
 	}
 	for gi := range b.groups {
 		g := &b.groups[gi]
-		frags := g.tel
+		frags, counts := g.tel, g.telN
 		if !telemetry {
-			frags = g.attr
+			frags, counts = g.attr, g.attrN
 		}
 		if len(frags) == 0 {
 			continue
 		}
 		name := g.name
 		inDevice := false
-		for _, f := range frags {
+		for fi, f := range frags {
 			// room for: ,"name":[ f ]}
 			need := len(f) + len(name) + 6
 			if msg != nil && len(msg)+need > b.maxSize {
@@ -162,7 +167,7 @@ func (b *batcher) emit(topic string, telemetry bool) {
 				msg = append(msg, ',')
 			}
 			msg = append(msg, f...)
-			values++
+			values += counts[fi]
 		}
 	}
 	finish()

@@ -61,8 +61,8 @@ func TestBenchBatchesAreValid(t *testing.T) {
 			recs := benchRecords(t, 512, tc.devices)
 			b := newBatcher(tc.maxSize)
 			_, values, _ := runBatch(b, recs)
-			if values != 512 {
-				t.Fatalf("%d telemetry entries in the messages, want 512", values)
+			if want := 512 * len(benchData("x", 1).Telemetry[0].Values); values != want {
+				t.Fatalf("%d datapoints in the messages, want %d", values, want)
 			}
 			seen := 0
 			for _, m := range b.out {

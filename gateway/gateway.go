@@ -76,7 +76,9 @@ type Gateway struct {
 	gatewayReplied sync.Map
 
 	sessionMaxPayload atomic.Int64
-	workers           sync.WaitGroup // per-device downlink workers
+	limits            atomic.Pointer[sessionLimits] // the platform's rate limits, once known
+	readErrLogged     atomic.Int64                  // unix ns of the last storage read error logged
+	workers           sync.WaitGroup                // per-device downlink workers
 
 	platform // report strategies, filtering, inactivity, registry, statistics
 	// life ends when Run has closed storage: puts blocked on back-pressure give up.
@@ -110,13 +112,14 @@ type Stats struct {
 	MessagesReceived atomic.Uint64 // ConvertedData from connectors
 	ValuesReceived   atomic.Uint64 // datapoints from connectors
 	MessagesSent     atomic.Uint64 // MQTT messages acknowledged by the broker
-	ValuesSent       atomic.Uint64 // telemetry entries and attributes acknowledged
+	ValuesSent       atomic.Uint64 // datapoints (telemetry values and attributes) acknowledged
 	RecordsSent      atomic.Uint64 // storage records acknowledged
 	DroppedInvalid   atomic.Uint64 // data refused (no device name, bad record)
 	DroppedDownlink  atomic.Uint64 // downlink requests dropped (queue full)
 	RPCs             atomic.Uint64 // RPC requests routed to connectors
 	RPCReplies       atomic.Uint64
 	PublishFailures  atomic.Uint64 // batches sent again after a lost connection
+	RateLimitWaits   atomic.Uint64 // publishes delayed to stay within the platform's rate limits
 	DroppedFiltered  atomic.Uint64 // messages of devices refused by deviceFiltering
 	ValuesSuppressed atomic.Uint64 // datapoints held back by a report strategy
 	ValuesResent     atomic.Uint64 // datapoints re-sent by a periodic report strategy

@@ -26,12 +26,11 @@ var restartHook = func() error {
 // publisher already did on this connection), ask for the session limits and publish
 // the gateway's own attributes. Data flows before the limits answer.
 func (g *Gateway) onConnect(ctx context.Context) {
-	if devs := g.knownDevices(); len(devs) > 0 {
-		qos := byte(g.cfg.Thingsboard.QoS)
-		for _, d := range devs {
-			g.mqtt.Publish(tbmqtt.TopicConnect, qos, tbmqtt.ConnectPayload(d[0], d[1]))
-		}
-		g.log.Info("devices announced to the platform", "devices", len(devs))
+	// The publisher announces the devices (and waits for the acks) before it sends
+	// anything else on this connection; wake it in case it is idle.
+	select {
+	case g.connected <- struct{}{}:
+	default:
 	}
 	id := g.rpcSeq.Add(1)
 	req := []byte(`{"method":"getSessionLimits","params":{"timeout":5000}}`)
@@ -51,11 +50,14 @@ func (g *Gateway) onConnect(ctx context.Context) {
 // onGatewayRPCResponse takes the answer to getSessionLimits.
 func (g *Gateway) onGatewayRPCResponse(_ string, payload []byte) {
 	var limits struct {
-		MaxPayloadSize int64 `json:"maxPayloadSize"`
+		MaxPayloadSize    int64           `json:"maxPayloadSize"`
+		RateLimits        json.RawMessage `json:"rateLimits"`
+		GatewayRateLimits json.RawMessage `json:"gatewayRateLimits"`
 	}
 	if err := json.Unmarshal(payload, &limits); err != nil {
 		return
 	}
+	g.setSessionLimits(limits.GatewayRateLimits, limits.RateLimits)
 	if limits.MaxPayloadSize > 0 {
 		// Leave room for the topic and MQTT header.
 		g.sessionMaxPayload.Store(max(limits.MaxPayloadSize-256, 256))

@@ -44,8 +44,9 @@ type platform struct {
 	cpuMu   sync.Mutex
 	cpuLast cpuSample
 
-	announceMu    sync.Mutex
-	announceEpoch int64 // platform connection whose devices were announced; -1: none
+	// connected wakes the publisher after each connect to the platform, so that it
+	// announces the devices on the new connection even when no data is flowing.
+	connected chan struct{}
 }
 
 type deniedKey struct{ connector, device string }
@@ -75,7 +76,7 @@ func (g *Gateway) initPlatform() error {
 			OnActive:    g.onActive,
 		})
 	}
-	g.announceEpoch = -1
+	g.connected = make(chan struct{}, 1)
 	g.reg = devices.NewRegistry()
 	g.syncQ = make(chan string, syncQueueLen)
 	if g.cfg.Dir != "" {

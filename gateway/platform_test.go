@@ -319,9 +319,9 @@ func statsKeys(connectorKey string) []string {
 	k := []string{"attributeRequests", "cpuPercent", "cpuSeconds", "devices", "devicesInactive",
 		"droppedDownlink", "droppedExpired", "droppedFiltered", "droppedInvalid", "droppedStorageFull",
 		"eventsProduced", "eventsSent", "goroutines", "heapBytes", "inactivityDisconnects",
-		"memoryRssBytes", "messagesReceived", "messagesSent", "publishRetries", "reconnects",
+		"memoryRssBytes", "messagesReceived", "messagesSent", "publishRetries", "rateLimitWaits", "reconnects",
 		"recordsSent", "rpcReplies", "rpcs", "storageDepth", "valuesReceived", "valuesResent",
-		"entriesSent", "valuesSuppressed", connectorKey + "EventsProduced", connectorKey + "ValuesProduced"}
+		"valuesSent", "valuesSuppressed", connectorKey + "EventsProduced", connectorKey + "ValuesProduced"}
 	sort.Strings(k)
 	return k
 }
@@ -360,7 +360,7 @@ func TestStatisticsMessage(t *testing.T) {
 		t.Fatalf("statistics keys\n got %v\nwant %v", keys, want)
 	}
 	for k, want := range map[string]float64{
-		"eventsProduced": 3, "messagesReceived": 3, "valuesReceived": 6, "entriesSent": 3, "rpcs": 0,
+		"eventsProduced": 3, "messagesReceived": 3, "valuesReceived": 6, "valuesSent": 6, "rpcs": 0,
 		"droppedInvalid": 1, "devices": 1, "storageDepth": 0,
 		ck + "EventsProduced": 3, ck + "ValuesProduced": 6,
 	} {

@@ -38,7 +38,7 @@ func (g *Gateway) publish(ctx context.Context) {
 			epoch = ep
 		}
 		b.maxSize = g.maxPayload()
-		if !g.pump(ctx, b) {
+		if !g.pump(ctx, b, epoch) {
 			g.stats.PublishFailures.Add(1)
 			g.store.Rewind()
 			g.pause(ctx)
@@ -125,10 +125,19 @@ func lingerDone(ctx context.Context, t time.Time) bool {
 }
 
 // pump reads batches and publishes them, keeping up to InflightBatches batches
-// awaiting acks. It returns false when a publish failed.
-func (g *Gateway) pump(ctx context.Context, b *batcher) bool {
+// awaiting acks. It returns false when a publish or a storage read failed, and true
+// when ctx ended or the platform connection changed (the caller announces the
+// devices on the new connection first).
+func (g *Gateway) pump(ctx context.Context, b *batcher, epoch uint64) bool {
 	readCtx, cancelRead := context.WithCancel(ctx)
 	defer cancelRead()
+	go func() {
+		select {
+		case <-g.connected:
+			cancelRead()
+		case <-readCtx.Done():
+		}
+	}()
 	window := make(chan *flight, g.opts.InflightBatches)
 	var failed bool
 	var failMu sync.Mutex
@@ -174,8 +183,23 @@ func (g *Gateway) pump(ctx context.Context, b *batcher) bool {
 		if !lastSmall.IsZero() && !lingerDone(readCtx, lastSmall.Add(linger)) {
 			break
 		}
+		if g.mqtt.Reconnects() != epoch {
+			break
+		}
 		batch, err := g.store.Read(readCtx, g.opts.BatchSize)
 		if err != nil {
+			if readCtx.Err() == nil {
+				// A storage that cannot be read (I/O error, file gone) must not
+				// spin: count it as a failure (rewind and pause), log it at most
+				// every 10 s.
+				if now := time.Now().UnixNano(); now-g.readErrLogged.Load() > int64(10*time.Second) {
+					g.readErrLogged.Store(now)
+					g.log.Error("storage read failed; retrying", "err", err)
+				}
+				failMu.Lock()
+				failed = true
+				failMu.Unlock()
+			}
 			break
 		}
 		f := &flight{batch: batch, sent: time.Now()}
@@ -203,16 +227,25 @@ func (g *Gateway) pump(ctx context.Context, b *batcher) bool {
 			}
 		}
 		b.flush(tbmqtt.TopicTelemetry, tbmqtt.TopicAttributes)
+		throttled := false
 		for _, m := range b.out {
+			// Stay within the rate limits the platform announced: waiting keeps the
+			// data in storage, where exceeding them would close the session.
+			if err := g.throttle(readCtx, m.topic, m.values); err != nil {
+				throttled = true // cut short: the batch is not acked and is sent again
+				break
+			}
 			f.pending = append(f.pending, g.mqtt.Publish(m.topic, qos, m.payload))
 			f.msgs++
 			f.values += m.values
 		}
 		clear(b.out)
-		select {
-		case window <- f:
-		case <-readCtx.Done():
+		if throttled {
+			break
 		}
+		// Always hand a published batch to the acker (it drains the window to the
+		// end), so that its acks are counted and the storage is acknowledged.
+		window <- f
 		if readCtx.Err() != nil {
 			break
 		}

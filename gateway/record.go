@@ -15,6 +15,8 @@ import (
 //	byte     kind (recData, recConnect, recDisconnect)
 //	uvarint  len, device name
 //	uvarint  len, device type
+//	uvarint  telemetry values (datapoints), uvarint attributes, for statistics and
+//	         the platform's datapoint rate limit
 //	uvarint  len, telemetry fragment: {"ts":1,"values":{...}},{"ts":2,...}
 //	uvarint  len, attributes fragment: "k":v,"k2":v2
 type recordKind byte
@@ -32,6 +34,8 @@ type record struct {
 	deviceType []byte
 	telemetry  []byte
 	attributes []byte
+	telValues  int // datapoints in telemetry
+	attrValues int // attributes
 }
 
 var errBadRecord = errors.New("gateway: malformed storage record")
@@ -62,9 +66,15 @@ func appendRecord(b []byte, d *connector.ConvertedData, now int64, scratch []byt
 	if len(tel) == 0 {
 		return b, tel, false
 	}
+	nTel := 0
+	for _, e := range d.Telemetry {
+		nTel += len(e.Values)
+	}
 	b = append(b, byte(recData))
 	b = appendBytes(b, d.DeviceName)
 	b = appendBytes(b, d.DeviceType)
+	b = binary.AppendUvarint(b, uint64(nTel))
+	b = binary.AppendUvarint(b, uint64(len(d.Attributes)))
 	b = binary.AppendUvarint(b, uint64(telLen))
 	b = append(b, tel[:telLen]...)
 	b = binary.AppendUvarint(b, uint64(len(tel)-telLen))
@@ -89,7 +99,9 @@ func appendDeviceRecord(b []byte, kind recordKind, device, deviceType string) []
 	b = append(b, byte(kind))
 	b = appendBytes(b, device)
 	b = appendBytes(b, deviceType)
+	b = binary.AppendUvarint(b, 0) // values
 	b = binary.AppendUvarint(b, 0)
+	b = binary.AppendUvarint(b, 0) // fragments
 	return binary.AppendUvarint(b, 0)
 }
 
@@ -115,6 +127,12 @@ func decodeRecord(b []byte) (record, error) {
 	if r.deviceType, b, ok = takeBytes(b); !ok {
 		return r, errBadRecord
 	}
+	if r.telValues, b, ok = takeCount(b); !ok {
+		return r, errBadRecord
+	}
+	if r.attrValues, b, ok = takeCount(b); !ok {
+		return r, errBadRecord
+	}
 	if r.telemetry, b, ok = takeBytes(b); !ok {
 		return r, errBadRecord
 	}
@@ -130,4 +148,12 @@ func takeBytes(b []byte) (field, rest []byte, ok bool) {
 		return nil, b, false
 	}
 	return b[k : k+int(n)], b[k+int(n):], true
+}
+
+func takeCount(b []byte) (n int, rest []byte, ok bool) {
+	v, k := binary.Uvarint(b)
+	if k <= 0 || v > 1<<31 {
+		return 0, b, false
+	}
+	return int(v), b[k:], true
 }

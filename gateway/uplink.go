@@ -289,15 +289,10 @@ func (g *Gateway) DelDevice(name string) {
 
 // knownDevices lists the devices to re-announce after a (re)connect to the
 // platform, by platform name: every known device except the inactive ones (they
-// were told disconnected and connect again with their next data). Each of them
-// has its shared attributes synced. The publisher calls it before it sends data on
-// a new connection, and onConnect on every connection: whichever comes first
-// announces, so that the devices are announced once per connection even when no
-// data is flowing.
+// were told disconnected and connect again with their next data). Each of them has
+// its shared attributes synced. Only the publisher calls it, once per connection,
+// before it sends anything else on that connection.
 func (g *Gateway) knownDevices() [][2]string {
-	if !g.claimAnnounce() {
-		return nil
-	}
 	g.mu.RLock()
 	out := make([][2]string, 0, len(g.devices))
 	names := make([]string, 0, len(g.devices))
@@ -313,19 +308,6 @@ func (g *Gateway) knownDevices() [][2]string {
 		g.requestSync(n)
 	}
 	return out
-}
-
-// claimAnnounce reports whether the devices still have to be announced on the
-// current platform connection, and records that they are.
-func (g *Gateway) claimAnnounce() bool {
-	ep := int64(g.mqtt.Reconnects())
-	g.announceMu.Lock()
-	defer g.announceMu.Unlock()
-	if g.announceEpoch == ep {
-		return false
-	}
-	g.announceEpoch = ep
-	return true
 }
 
 // platformName returns the platform's name for a device the connector calls name.
