@@ -27,6 +27,8 @@ const (
 	stableAfter = 10 * time.Second
 	// readBlock is how much one read asks for.
 	readBlock = 4096
+	// firstReadBlock is a new port's read block until a read fills it.
+	firstReadBlock = 256
 	// downlinkQueue bounds the attribute updates and RPCs waiting for a device's writer.
 	downlinkQueue = 64
 )
@@ -116,7 +118,10 @@ func sleep(ctx context.Context, t time.Duration) bool {
 // readLoop opens the port, reads frames until it fails, and reopens it with backoff,
 // until ctx is done.
 func (d *device) readLoop(ctx context.Context) {
-	buf := make([]byte, readBlock)
+	// The read block starts small and grows to readBlock the first time a read fills
+	// it: a slow device never needs more, and a gateway with a thousand ports keeps
+	// a few MB less of idle buffers.
+	buf := make([]byte, firstReadBlock)
 	fr := newFramer(d.cfg.framing)
 	backoff := d.minBackoff
 	if d.cfg.dsrdtr {
@@ -144,7 +149,7 @@ func (d *device) readLoop(ctx context.Context) {
 			d.c.gw.AddDevice(d.cfg.name, d.cfg.typ, d.c)
 		}
 		fr.reset()
-		err = d.readFrames(ctx, p, buf, fr)
+		err = d.readFrames(ctx, p, &buf, fr)
 		d.connected.Store(false)
 		d.setPort(nil)
 		p.Close()
@@ -165,7 +170,7 @@ func (d *device) readLoop(ctx context.Context) {
 
 // readFrames reads blocks from p and handles every complete frame. It returns the
 // error that ended the port (EOF and hangup are errors too).
-func (d *device) readFrames(ctx context.Context, p *serialPort, buf []byte, fr *framer) error {
+func (d *device) readFrames(ctx context.Context, p *serialPort, bufp *[]byte, fr *framer) error {
 	for {
 		timeout := d.cfg.timeout
 		if dl, ok := fr.deadline(); ok {
@@ -175,10 +180,14 @@ func (d *device) readFrames(ctx context.Context, p *serialPort, buf []byte, fr *
 				timeout = wait
 			}
 		}
+		buf := *bufp
 		n, err := p.Read(buf, timeout)
 		now := time.Now()
 		if n > 0 {
 			fr.push(buf[:n], now)
+		}
+		if n == len(buf) && len(buf) < readBlock {
+			*bufp = make([]byte, readBlock)
 		}
 		for {
 			frame, ok := fr.next(now)
