@@ -49,6 +49,14 @@ const (
 	// rowOverhead approximates what a row costs beyond its data, to decide when
 	// to measure the database size.
 	rowOverhead = 24
+	// walCheckpointPages is the WAL size (in 4 KiB pages) at which a commit
+	// checkpoints it into the database. Every small transaction appends a whole
+	// page to the WAL; with SQLite's default of 1000 pages a busy committer
+	// checkpointed (two fsyncs with synchronous=NORMAL) every few milliseconds.
+	walCheckpointPages = 8192
+	// delAckRows is how many acknowledged rows make the committer delete them
+	// before ackEvery has passed: deleting in bigger ranges costs less.
+	delAckRows = 4096
 )
 
 // SQLite is the "sqlite" storage: records are rows of a table in a WAL-mode
@@ -59,11 +67,14 @@ type SQLite struct {
 	core
 	cfg SQLiteConfig
 
-	db    *sql.DB
-	wconn *sql.Conn // the committer's
-	rconn *sql.Conn // Read's
+	db *sql.DB
+	// conn is the only connection: the database is opened with
+	// locking_mode=EXCLUSIVE, which no second connection could share. The
+	// committer and Read take cmu around every use of it.
+	cmu  sync.Mutex
+	conn *sql.Conn
 
-	// Owned by the committer.
+	// Guarded by cmu: used by the committer and by Puts that commit directly.
 	ins        [insertChunk + 1]*sql.Stmt // INSERT of n rows, prepared when first used
 	del        *sql.Stmt
 	deleted    uint64 // rows before it are deleted from the table
@@ -74,11 +85,12 @@ type SQLite struct {
 	lastTTL    time.Time
 	usedEst    int64 // estimate of the bytes the rows take
 	wal        *os.File
-	dirty      bool
+	dirty      bool   // committed to the WAL since its last fsync
+	commits    uint64 // transactions that inserted rows
 	lastSync   time.Time
 
-	rmu  sync.Mutex
-	rsel *sql.Stmt
+	rmu  sync.Mutex // serializes Read and Close
+	rsel *sql.Stmt  // Read's SELECT, on conn
 
 	done chan struct{}
 }
@@ -125,47 +137,55 @@ func (s *SQLite) open() error {
 	if s.cfg.FsyncInterval > 0 {
 		syncMode = "NORMAL"
 	}
-	dsn := s.cfg.Path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + syncMode + ")" +
-		"&_pragma=journal_size_limit(67108864)"
+	// locking_mode comes first: set before the first access of a WAL database,
+	// it keeps the WAL index in the process's memory instead of a shared-memory
+	// file whose fcntl locks every transaction takes. The lock is held until the
+	// database is closed (or the process dies: the kernel releases it).
+	dsn := s.cfg.Path + "?_pragma=locking_mode(EXCLUSIVE)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(" + syncMode + ")&_pragma=journal_size_limit(67108864)" +
+		"&_pragma=wal_autocheckpoint(" + fmt.Sprint(walCheckpointPages) + ")"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return err
 	}
 	s.db = db
-	db.SetMaxOpenConns(2)
-	db.SetMaxIdleConns(2)
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
 	ctx := context.Background()
-	if s.wconn, err = db.Conn(ctx); err != nil {
+	if s.conn, err = db.Conn(ctx); err != nil {
 		return err
 	}
 	var mode string
-	if err := s.wconn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+	if err := s.conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		return err
 	}
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("journal_mode is %q, not wal", mode)
 	}
-	if _, err := s.wconn.ExecContext(ctx, sqliteSchema); err != nil {
+	if err := s.conn.QueryRowContext(ctx, "PRAGMA locking_mode").Scan(&mode); err != nil {
+		return err
+	}
+	if !strings.EqualFold(mode, "exclusive") {
+		return fmt.Errorf("locking_mode is %q, not exclusive", mode)
+	}
+	if _, err := s.conn.ExecContext(ctx, sqliteSchema); err != nil {
 		return fmt.Errorf("create table: %w", err)
 	}
 	var lo, hi sql.NullInt64
-	if err := s.wconn.QueryRowContext(ctx, "SELECT min(seq), max(seq) FROM iotgw_records").Scan(&lo, &hi); err != nil {
+	if err := s.conn.QueryRowContext(ctx, "SELECT min(seq), max(seq) FROM iotgw_records").Scan(&lo, &hi); err != nil {
 		return err
 	}
 	if lo.Valid {
 		s.deleted, s.end = uint64(lo.Int64), uint64(hi.Int64)+1
-		if err := s.wconn.QueryRowContext(ctx, "SELECT ts FROM iotgw_records WHERE seq = ?", hi.Int64).Scan(&s.lastTS); err != nil {
+		if err := s.conn.QueryRowContext(ctx, "SELECT ts FROM iotgw_records WHERE seq = ?", hi.Int64).Scan(&s.lastTS); err != nil {
 			return err
 		}
 	}
 	s.ack, s.cursor = s.deleted, s.deleted
-	if s.del, err = s.wconn.PrepareContext(ctx, "DELETE FROM iotgw_records WHERE seq < ?"); err != nil {
+	if s.del, err = s.conn.PrepareContext(ctx, "DELETE FROM iotgw_records WHERE seq < ?"); err != nil {
 		return err
 	}
-	if s.rconn, err = db.Conn(ctx); err != nil {
-		return err
-	}
-	if s.rsel, err = s.rconn.PrepareContext(ctx, "SELECT seq, data FROM iotgw_records WHERE seq >= ? AND seq < ? ORDER BY seq"); err != nil {
+	if s.rsel, err = s.conn.PrepareContext(ctx, "SELECT seq, data FROM iotgw_records WHERE seq >= ? AND seq < ? ORDER BY seq"); err != nil {
 		return err
 	}
 	if s.usedEst, err = s.usedBytes(); err != nil {
@@ -182,7 +202,7 @@ func (s *SQLite) closeDB() error {
 			errs = append(errs, st.Close())
 		}
 	}
-	for _, c := range []*sql.Conn{s.rconn, s.wconn} {
+	for _, c := range []*sql.Conn{s.conn} {
 		if c != nil {
 			errs = append(errs, c.Close())
 		}
@@ -199,17 +219,51 @@ func (s *SQLite) closeDB() error {
 // Put implements Storage. It returns once the records are committed (and
 // fsynced when FsyncInterval is 0), and blocks while the committer is more than a
 // few MiB behind.
+//
+// When nothing is queued and no commit is running, Put commits its records
+// itself, on the caller's goroutine: a single producer (one serial port in a
+// burst) then pays no hand-off to the committer and back per Put. Otherwise the
+// records join the committer's next group commit.
 func (s *SQLite) Put(ctx context.Context, records ...[]byte) error {
+	if len(records) == 0 {
+		return nil
+	}
+	if s.cmu.TryLock() {
+		s.mu.Lock()
+		direct := len(s.pend) == 0 && !s.closed && s.failed == nil
+		s.mu.Unlock()
+		if direct {
+			for i, r := range records {
+				if len(r) > MaxRecordSize {
+					s.cmu.Unlock()
+					return fmt.Errorf("storage: record %d is %d bytes, more than the %d allowed", i, len(r), MaxRecordSize)
+				}
+			}
+			wasDirty := s.dirty
+			err := s.step(records, nil, false, time.Now())
+			// The committer learns that the log needs its fsync, once.
+			pokeSync := s.dirty && !wasDirty
+			s.cmu.Unlock()
+			if pokeSync {
+				s.poke()
+			}
+			return err
+		}
+		s.cmu.Unlock()
+	}
 	return s.put(ctx, records)
 }
 
-// Ack implements Storage. Acknowledged rows are deleted by the committer with
-// the next insert, or on their own within 100 ms (ackEvery).
+// Ack implements Storage. Acknowledged rows are deleted by the committer at
+// most every 100 ms (ackEvery) or once delAckRows of them are waiting, in the
+// transaction of an insert when there is one.
 func (s *SQLite) Ack(b Batch) error {
 	return s.doAck(b)
 }
 
-// run is the committer.
+// run is the committer: it commits the queued Puts, deletes acknowledged and
+// expired rows and fsyncs the write-ahead log. Everything it does with the
+// database is under cmu, which direct Puts and Read take too.
 func (s *SQLite) run() {
 	defer close(s.done)
 	timer := time.NewTimer(time.Hour)
@@ -222,34 +276,13 @@ func (s *SQLite) run() {
 			recs, g = s.take()
 		}
 		closed := s.closed
-		ack := s.ack
 		s.mu.Unlock()
 
+		s.cmu.Lock()
 		now := time.Now()
-		delAck := ack > s.deleted && (len(recs) > 0 || closed || now.Sub(s.lastDel) >= ackEvery)
-		if len(recs) > 0 || delAck {
-			err := s.commit(recs, ack, delAck)
-			// Enforced before Put returns, so that what Put stored fits the limit.
-			if s.cfg.SizeLimitBytes > 0 && s.usedEst > s.cfg.SizeLimitBytes {
-				if serr := s.enforceSize(); serr != nil {
-					s.log.Error("enforcing size_limit failed", "err", serr)
-				}
-			}
-			g.finish(err)
-			if len(recs) > 0 {
-				s.giveBack(recs)
-			}
-			// Puts get their error; a failing delete is retried every
-			// ackEvery and logged once per run of failures.
-			if len(recs) == 0 {
-				if err != nil && !s.delFailing {
-					s.log.Error("deleting acknowledged records failed", "err", err)
-				}
-				s.delFailing = err != nil
-			}
-			if err != nil {
-				s.lastDel = now
-			}
+		s.step(recs, g, closed, now)
+		if len(recs) > 0 {
+			s.giveBack(recs)
 		}
 		if s.dirty && (closed || now.Sub(s.lastSync) >= s.cfg.FsyncInterval) {
 			s.syncWAL()
@@ -261,6 +294,7 @@ func (s *SQLite) run() {
 			}
 		}
 		if closed {
+			s.cmu.Unlock()
 			return
 		}
 
@@ -283,6 +317,7 @@ func (s *SQLite) run() {
 				due = d
 			}
 		}
+		s.cmu.Unlock()
 		if due >= 0 {
 			timer.Reset(due)
 			select {
@@ -296,19 +331,58 @@ func (s *SQLite) run() {
 	}
 }
 
-// commit inserts recs and deletes the acknowledged rows in one transaction.
+// step commits recs (which may be none) together with the deletion of the
+// acknowledged rows when that is due, enforces the size limit and ends the group
+// g. It returns the error of the commit. Called with cmu held.
+func (s *SQLite) step(recs [][]byte, g *commitGroup, closed bool, now time.Time) error {
+	s.mu.Lock()
+	ack := s.ack
+	s.mu.Unlock()
+	delAck := ack > s.deleted && (closed || now.Sub(s.lastDel) >= ackEvery || ack-s.deleted >= delAckRows)
+	if len(recs) == 0 && !delAck {
+		return nil
+	}
+	err := s.commit(recs, ack, delAck)
+	// Enforced before Put returns, so that what Put stored fits the limit.
+	if s.cfg.SizeLimitBytes > 0 && s.usedEst > s.cfg.SizeLimitBytes {
+		if serr := s.enforceSize(); serr != nil {
+			s.log.Error("enforcing size_limit failed", "err", serr)
+		}
+	}
+	g.finish(err)
+	// Puts get their error; a failing delete is retried every ackEvery and
+	// logged once per run of failures.
+	if len(recs) == 0 {
+		if err != nil && !s.delFailing {
+			s.log.Error("deleting acknowledged records failed", "err", err)
+		}
+		s.delFailing = err != nil
+	}
+	if err != nil {
+		s.lastDel = now
+	}
+	return err
+}
+
+// commit inserts recs and deletes the acknowledged rows (when delAck) in one
+// transaction. Called with cmu held.
 func (s *SQLite) commit(recs [][]byte, ack uint64, delAck bool) (err error) {
 	ctx := context.Background()
-	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return fmt.Errorf("storage: sqlite: begin: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			if _, rerr := s.wconn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
-				s.log.Error("rollback failed", "err", rerr)
-			}
+	// A single statement is a transaction of its own (autocommit): the
+	// BEGIN and COMMIT round trips are only paid when there are several.
+	explicit := len(recs) > insertChunk || (delAck && len(recs) > 0)
+	if explicit {
+		if _, err := s.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			return fmt.Errorf("storage: sqlite: begin: %w", err)
 		}
-	}()
+		defer func() {
+			if err != nil {
+				if _, rerr := s.conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
+					s.log.Error("rollback failed", "err", rerr)
+				}
+			}
+		}()
+	}
 	s.mu.Lock()
 	seq := s.end
 	s.mu.Unlock()
@@ -341,8 +415,10 @@ func (s *SQLite) commit(recs [][]byte, ack uint64, delAck bool) (err error) {
 			return fmt.Errorf("storage: sqlite: delete acknowledged: %w", err)
 		}
 	}
-	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
-		return fmt.Errorf("storage: sqlite: commit: %w", err)
+	if explicit {
+		if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
+			return fmt.Errorf("storage: sqlite: commit: %w", err)
+		}
 	}
 	s.lastTS = ts
 	s.usedEst += added
@@ -352,6 +428,7 @@ func (s *SQLite) commit(recs [][]byte, ack uint64, delAck bool) (err error) {
 	}
 	if len(recs) > 0 {
 		s.dirty = s.cfg.FsyncInterval > 0
+		s.commits++
 		s.mu.Lock()
 		s.advance(seq, len(recs))
 		s.mu.Unlock()
@@ -369,7 +446,7 @@ func (s *SQLite) insertStmt(n int) (*sql.Stmt, error) {
 	for range n - 1 {
 		b.WriteString(", (?, ?, ?)")
 	}
-	st, err := s.wconn.PrepareContext(context.Background(), b.String())
+	st, err := s.conn.PrepareContext(context.Background(), b.String())
 	if err != nil {
 		return nil, fmt.Errorf("storage: sqlite: prepare insert: %w", err)
 	}
@@ -378,7 +455,10 @@ func (s *SQLite) insertStmt(n int) (*sql.Stmt, error) {
 }
 
 // syncWAL fsyncs the write-ahead log (FsyncInterval > 0, synchronous=NORMAL):
-// what is committed to it then survives a power loss too.
+// what is committed to it then survives a power loss too. Called by the
+// committer with cmu held; the fsync itself runs without it, so that Puts and
+// Read go on meanwhile. A commit made during the fsync may not be covered: the
+// log then stays dirty and is fsynced again within FsyncInterval of start.
 func (s *SQLite) syncWAL() {
 	if s.wal == nil {
 		w, err := os.Open(s.cfg.Path + "-wal")
@@ -388,7 +468,11 @@ func (s *SQLite) syncWAL() {
 		}
 		s.wal = w
 	}
-	if err := s.wal.Sync(); err != nil {
+	start, commits := time.Now(), s.commits
+	s.cmu.Unlock()
+	err := s.wal.Sync()
+	s.cmu.Lock()
+	if err != nil {
 		s.dirty = false // not retried: the storage has failed
 		s.log.Error("fsync of the write-ahead log failed", "err", err)
 		s.mu.Lock()
@@ -398,8 +482,8 @@ func (s *SQLite) syncWAL() {
 		s.mu.Unlock()
 		return
 	}
-	s.dirty = false
-	s.lastSync = time.Now()
+	s.dirty = s.commits != commits
+	s.lastSync = start
 }
 
 // deleteBelow deletes every row before seq and reports how many of them were
@@ -428,7 +512,7 @@ func (s *SQLite) expire(now time.Time) error {
 	for lo < hi {
 		mid := lo + (hi-lo)/2
 		var seq, ts int64
-		err := s.wconn.QueryRowContext(ctx, "SELECT seq, ts FROM iotgw_records WHERE seq >= ? ORDER BY seq LIMIT 1", int64(mid)).Scan(&seq, &ts)
+		err := s.conn.QueryRowContext(ctx, "SELECT seq, ts FROM iotgw_records WHERE seq >= ? ORDER BY seq LIMIT 1", int64(mid)).Scan(&seq, &ts)
 		if errors.Is(err, sql.ErrNoRows) {
 			hi = mid
 			continue
@@ -460,13 +544,13 @@ func (s *SQLite) expire(now time.Time) error {
 func (s *SQLite) usedBytes() (int64, error) {
 	ctx := context.Background()
 	var pages, free, size int64
-	if err := s.wconn.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+	if err := s.conn.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
 		return 0, err
 	}
-	if err := s.wconn.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil {
+	if err := s.conn.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil {
 		return 0, err
 	}
-	if err := s.wconn.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
+	if err := s.conn.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
 		return 0, err
 	}
 	return (pages - free) * size, nil
@@ -524,32 +608,42 @@ func (s *SQLite) Read(ctx context.Context, max int) (Batch, error) {
 			return Batch{}, err
 		}
 		limit := min(cur+uint64(max), end)
-		rows, err := s.rsel.QueryContext(context.Background(), int64(cur), int64(limit))
+		b, err := s.readRows(cur, limit)
 		if err != nil {
-			return Batch{}, fmt.Errorf("storage: sqlite: read: %w", err)
-		}
-		b := Batch{Records: make([][]byte, 0, limit-cur), First: cur, End: limit}
-		for rows.Next() {
-			var seq int64
-			var data []byte
-			if err := rows.Scan(&seq, &data); err != nil {
-				rows.Close()
-				return Batch{}, fmt.Errorf("storage: sqlite: read: %w", err)
-			}
-			if data == nil {
-				data = []byte{}
-			}
-			b.Records = append(b.Records, data)
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return Batch{}, fmt.Errorf("storage: sqlite: read: %w", err)
+			return Batch{}, err
 		}
 		if s.moveCursor(gen, cur, limit) {
 			return b, nil
 		}
 	}
+}
+
+// readRows reads the rows [cur, limit), which are committed. It shares the
+// connection with the committer, under cmu.
+func (s *SQLite) readRows(cur, limit uint64) (Batch, error) {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	rows, err := s.rsel.QueryContext(context.Background(), int64(cur), int64(limit))
+	if err != nil {
+		return Batch{}, fmt.Errorf("storage: sqlite: read: %w", err)
+	}
+	defer rows.Close()
+	b := Batch{Records: make([][]byte, 0, limit-cur), First: cur, End: limit}
+	for rows.Next() {
+		var seq int64
+		var data []byte
+		if err := rows.Scan(&seq, &data); err != nil {
+			return Batch{}, fmt.Errorf("storage: sqlite: read: %w", err)
+		}
+		if data == nil {
+			data = []byte{}
+		}
+		b.Records = append(b.Records, data)
+	}
+	if err := rows.Err(); err != nil {
+		return Batch{}, fmt.Errorf("storage: sqlite: read: %w", err)
+	}
+	return b, nil
 }
 
 // Close implements Storage: it commits what is queued, deletes the acknowledged
@@ -559,8 +653,11 @@ func (s *SQLite) Close() error {
 		return nil
 	}
 	<-s.done
-	// Read may be between its wait and its query: close under its lock.
+	// Read may be between its wait and its query, a Put between its check of
+	// closed and its commit: close under their locks.
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
 	return s.closeDB()
 }
