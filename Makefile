@@ -2,7 +2,7 @@
 
 GO          ?= go
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
-# Extra arguments for `make bench`, e.g. make bench ARGS="-devices 50 -duration 60s".
+# Extra arguments for `make bench`, e.g. make bench ARGS="-scenarios burst-1,latency -storage memory".
 ARGS        ?=
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
