@@ -9,8 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/creack/pty"
-	"golang.org/x/sys/unix"
+	"github.com/iotgw/iotgw/sim"
 )
 
 // A frame is the serial line "T=21.5;seq=17;sent=1763820000123456\n": a
@@ -46,44 +45,11 @@ type device struct {
 }
 
 func openDevice(name string) (*device, error) {
-	ptmx, tty, err := pty.Open()
+	master, tty, err := sim.OpenPTY()
 	if err != nil {
-		return nil, fmt.Errorf("open pty: %w", err)
+		return nil, err
 	}
-	if err := makeRaw(int(tty.Fd())); err != nil {
-		_ = ptmx.Close()
-		_ = tty.Close()
-		return nil, fmt.Errorf("raw mode on %s: %w", tty.Name(), err)
-	}
-	// A non-blocking duplicate of the master goes through Go's poller, so a
-	// blocked write does not hold an OS thread and Close ends it.
-	fd, err := unix.Dup(int(ptmx.Fd()))
-	_ = ptmx.Close()
-	if err == nil {
-		unix.CloseOnExec(fd)
-		err = unix.SetNonblock(fd, true)
-	}
-	if err != nil {
-		_ = tty.Close()
-		return nil, fmt.Errorf("pty master: %w", err)
-	}
-	return &device{name: name, tty: tty.Name(), master: os.NewFile(uintptr(fd), "ptmx"), slave: tty}, nil
-}
-
-// makeRaw is cfmakeraw(3): bytes go through unchanged.
-func makeRaw(fd int) error {
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return err
-	}
-	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	t.Oflag &^= unix.OPOST
-	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	t.Cflag &^= unix.CSIZE | unix.PARENB
-	t.Cflag |= unix.CS8
-	t.Cc[unix.VMIN] = 1
-	t.Cc[unix.VTIME] = 0
-	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
+	return &device{name: name, tty: tty.Name(), master: master, slave: tty}, nil
 }
 
 func (d *device) close() {

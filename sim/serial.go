@@ -26,7 +26,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 )
 
@@ -275,22 +274,9 @@ func serialFor(base string, i int) string {
 
 // openDevice opens a pty in raw mode and links its gateway end at link.
 func openDevice(index int, serial, link string, log *slog.Logger, stats *SerialStats) (*device, error) {
-	ptmx, tty, err := pty.Open()
+	master, tty, err := OpenPTY()
 	if err != nil {
-		return nil, fmt.Errorf("open pty: %w", err)
-	}
-	if err := makeRaw(int(tty.Fd())); err != nil {
-		_ = ptmx.Close()
-		_ = tty.Close()
-		return nil, fmt.Errorf("raw mode on %s: %w", tty.Name(), err)
-	}
-	// pty.Open leaves the master in blocking mode, where Close does not end a
-	// pending Read. A non-blocking duplicate goes through Go's poller instead.
-	master, err := nonBlocking(ptmx)
-	_ = ptmx.Close()
-	if err != nil {
-		_ = tty.Close()
-		return nil, fmt.Errorf("pty master: %w", err)
+		return nil, err
 	}
 	d := &device{index: index, serial: serial, link: link, master: master, slave: tty,
 		slavFD: int(tty.Fd()), log: log.With("link", link), stats: stats, progressAt: time.Now()}
@@ -300,36 +286,6 @@ func openDevice(index int, serial, link string, log *slog.Logger, stats *SerialS
 		return nil, err
 	}
 	return d, nil
-}
-
-func nonBlocking(f *os.File) (*os.File, error) {
-	fd, err := unix.Dup(int(f.Fd()))
-	if err != nil {
-		return nil, fmt.Errorf("dup: %w", err)
-	}
-	unix.CloseOnExec(fd)
-	if err := unix.SetNonblock(fd, true); err != nil {
-		_ = unix.Close(fd)
-		return nil, fmt.Errorf("set non-blocking: %w", err)
-	}
-	return os.NewFile(uintptr(fd), f.Name()), nil
-}
-
-// makeRaw is cfmakeraw(3): no echo, no line editing, no CR/LF translation, 8
-// bits, so that bytes go through unchanged both ways.
-func makeRaw(fd int) error {
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return err
-	}
-	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	t.Oflag &^= unix.OPOST
-	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	t.Cflag &^= unix.CSIZE | unix.PARENB
-	t.Cflag |= unix.CS8
-	t.Cc[unix.VMIN] = 1
-	t.Cc[unix.VTIME] = 0
-	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }
 
 // placeLink symlinks target at link, replacing a stale symlink left by a
