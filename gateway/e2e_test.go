@@ -117,14 +117,22 @@ func setupAt(t *testing.T, host string, port int, storageJSON string) (*testConn
 	must(t, err)
 	gw, err := gateway.New(cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"})
 	must(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gw.Run(ctx) }()
+	stop := runGateway(t, gw)
 	connsMu.Lock()
 	tc := conns[name]
 	connsMu.Unlock()
+	return tc, stop
+}
+
+// runGateway runs gw until stop is called or the test ends, and fails the test
+// when Run returns an error or does not stop within 6 s.
+func runGateway(t *testing.T, gw *gateway.Gateway) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gw.Run(ctx) }()
 	stopped := false
-	stop := func() {
+	stop = func() {
 		if stopped {
 			return
 		}
@@ -138,7 +146,7 @@ func setupAt(t *testing.T, host string, port int, storageJSON string) (*testConn
 		}
 	}
 	t.Cleanup(stop)
-	return tc, stop
+	return stop
 }
 
 func must(t *testing.T, err error) {

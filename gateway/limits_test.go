@@ -82,10 +82,7 @@ func TestStorageReadErrorDoesNotSpin(t *testing.T) {
 	st := &failingRead{Storage: storage.NewMemory(storage.MemoryConfig{}, nil)}
 	gw, err := gateway.New(cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Storage: st})
 	must(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gw.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runGateway(t, gw)
 	time.Sleep(time.Second)
 	n1 := st.calls.Load()
 	time.Sleep(500 * time.Millisecond)

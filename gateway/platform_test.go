@@ -91,27 +91,10 @@ func startGW(t *testing.T, b *brokertest.Broker, o envOpts) *gwEnv {
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test", Now: clock.Now,
 	})
 	must(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gw.Run(ctx) }()
+	stop := runGateway(t, gw)
 	connsMu.Lock()
 	tc := conns[name]
 	connsMu.Unlock()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			must(t, err)
-		case <-time.After(6 * time.Second):
-			t.Fatal("gateway did not stop within 6 s")
-		}
-	}
-	t.Cleanup(stop)
 	waitUntil(t, func() bool { return gw.Connected() && !tc.IsStopped() })
 	return &gwEnv{gw: gw, tc: tc, cfg: cfg, dir: dir, name: name, clock: clock, stop: stop}
 }
