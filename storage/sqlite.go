@@ -49,14 +49,8 @@ const (
 	// rowOverhead approximates what a row costs beyond its data, to decide when
 	// to measure the database size.
 	rowOverhead = 24
-	// walCheckpointPages is the WAL size (in 4 KiB pages) at which a commit
-	// checkpoints it into the database. Every small transaction appends a whole
-	// page to the WAL; with SQLite's default of 1000 pages a busy committer
-	// checkpointed (two fsyncs with synchronous=NORMAL) every few milliseconds.
-	walCheckpointPages = 8192
-	// delAckRows is how many acknowledged rows make the committer delete them
-	// before ackEvery has passed: deleting in bigger ranges costs less.
-	delAckRows = 4096
+	// delChunk is the most acknowledged rows deleted in one transaction.
+	delChunk = 4096
 )
 
 // SQLite is the "sqlite" storage: records are rows of a table in a WAL-mode
@@ -88,6 +82,12 @@ type SQLite struct {
 	dirty      bool   // committed to the WAL since its last fsync
 	commits    uint64 // transactions that inserted rows
 	lastSync   time.Time
+
+	// grouping (under core.mu) is set while the committer holds a group it
+	// took: Puts then queue behind it instead of committing on their own, so
+	// that concurrent writers keep being grouped.
+	grouping bool
+	delMore  bool // guarded by cmu: the last delete stopped at delChunk rows
 
 	rmu  sync.Mutex // serializes Read and Close
 	rsel *sql.Stmt  // Read's SELECT, on conn
@@ -142,8 +142,7 @@ func (s *SQLite) open() error {
 	// file whose fcntl locks every transaction takes. The lock is held until the
 	// database is closed (or the process dies: the kernel releases it).
 	dsn := s.cfg.Path + "?_pragma=locking_mode(EXCLUSIVE)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(" + syncMode + ")&_pragma=journal_size_limit(67108864)" +
-		"&_pragma=wal_autocheckpoint(" + fmt.Sprint(walCheckpointPages) + ")"
+		"&_pragma=synchronous(" + syncMode + ")&_pragma=journal_size_limit(67108864)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return err
@@ -230,7 +229,7 @@ func (s *SQLite) Put(ctx context.Context, records ...[]byte) error {
 	}
 	if s.cmu.TryLock() {
 		s.mu.Lock()
-		direct := len(s.pend) == 0 && !s.closed && s.failed == nil
+		direct := len(s.pend) == 0 && !s.grouping && !s.closed && s.failed == nil
 		s.mu.Unlock()
 		if direct {
 			for i, r := range records {
@@ -275,6 +274,7 @@ func (s *SQLite) run() {
 		if len(s.pend) > 0 {
 			recs, g = s.take()
 		}
+		s.grouping = len(recs) > 0
 		closed := s.closed
 		s.mu.Unlock()
 
@@ -283,6 +283,9 @@ func (s *SQLite) run() {
 		s.step(recs, g, closed, now)
 		if len(recs) > 0 {
 			s.giveBack(recs)
+			s.mu.Lock()
+			s.grouping = false
+			s.mu.Unlock()
 		}
 		if s.dirty && (closed || now.Sub(s.lastSync) >= s.cfg.FsyncInterval) {
 			s.syncWAL()
@@ -307,6 +310,9 @@ func (s *SQLite) run() {
 		s.mu.Unlock()
 		if ackPending {
 			d := max(0, ackEvery-now.Sub(s.lastDel))
+			if s.delMore {
+				d = 0
+			}
 			if due < 0 || d < due {
 				due = d
 			}
@@ -338,11 +344,22 @@ func (s *SQLite) step(recs [][]byte, g *commitGroup, closed bool, now time.Time)
 	s.mu.Lock()
 	ack := s.ack
 	s.mu.Unlock()
-	delAck := ack > s.deleted && (closed || now.Sub(s.lastDel) >= ackEvery || ack-s.deleted >= delAckRows)
+	delAck := ack > s.deleted && (closed || s.delMore || now.Sub(s.lastDel) >= ackEvery)
 	if len(recs) == 0 && !delAck {
 		return nil
 	}
+	// Deleting costs about a microsecond per row and holds the connection:
+	// at most delChunk rows per transaction, so that Read and Puts get their
+	// turn between chunks; the committer comes back for the rest at once.
+	if !closed {
+		ack = min(ack, s.deleted+delChunk)
+	}
 	err := s.commit(recs, ack, delAck)
+	if delAck {
+		s.mu.Lock()
+		s.delMore = err == nil && ack < s.ack
+		s.mu.Unlock()
+	}
 	// Enforced before Put returns, so that what Put stored fits the limit.
 	if s.cfg.SizeLimitBytes > 0 && s.usedEst > s.cfg.SizeLimitBytes {
 		if serr := s.enforceSize(); serr != nil {

@@ -2,9 +2,7 @@ package storage
 
 import (
 	"context"
-	"fmt"
 	"testing"
-	"time"
 )
 
 // BenchmarkSerialPutReadAck is the gateway's burst with one device: one
@@ -39,6 +37,3 @@ func BenchmarkSerialPutReadAck(b *testing.B) {
 		})
 	}
 }
-
-var _ = fmt.Sprint
-var _ = time.Second

@@ -150,3 +150,23 @@ func TestSQLiteConcurrentPuts(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLiteAckDeletesInChunks: more acknowledged rows than one delete takes
+// are deleted in several transactions, all of them and no more.
+func TestSQLiteAckDeletesInChunks(t *testing.T) {
+	s := openSQLiteT(t, SQLiteConfig{Path: filepath.Join(t.TempDir(), "data.db"), FsyncInterval: 5 * time.Millisecond}, nil)
+	defer s.Close()
+	const n, acked = 3*delChunk + 100, 2*delChunk + 50
+	putRange(t, s, 0, n, 500)
+	if err := s.Ack(Batch{First: 0, End: acked}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return sqliteRows(t, s) == n-acked })
+	s.cmu.Lock()
+	more := s.delMore
+	s.cmu.Unlock()
+	if more {
+		t.Fatal("delMore set after everything acknowledged was deleted")
+	}
+	checkBatch(t, readCtx(t, s, 10), acked)
+}
