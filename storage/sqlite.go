@@ -133,16 +133,23 @@ func (s *SQLite) open() error {
 	if err := os.MkdirAll(filepath.Dir(s.cfg.Path), 0o750); err != nil {
 		return err
 	}
-	syncMode := "FULL"
+	// wal_autocheckpoint: with synchronous=NORMAL a checkpoint is the only
+	// fsync a commit may do (two of them, WAL then database), on the Put's
+	// path; every small transaction appends a whole page, so SQLite's default
+	// of 1000 pages checkpointed every 1000 transactions. 8192 pages (a 32 MiB
+	// WAL) measured +15 % single-writer throughput. With FULL every commit
+	// fsyncs anyway, and a WAL that is still growing makes each fsync allocate
+	// blocks: the default stays.
+	syncMode, ckpt := "FULL", "1000"
 	if s.cfg.FsyncInterval > 0 {
-		syncMode = "NORMAL"
+		syncMode, ckpt = "NORMAL", "8192"
 	}
 	// locking_mode comes first: set before the first access of a WAL database,
 	// it keeps the WAL index in the process's memory instead of a shared-memory
 	// file whose fcntl locks every transaction takes. The lock is held until the
 	// database is closed (or the process dies: the kernel releases it).
 	dsn := s.cfg.Path + "?_pragma=locking_mode(EXCLUSIVE)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(" + syncMode + ")&_pragma=journal_size_limit(67108864)"
+		"&_pragma=synchronous(" + syncMode + ")&_pragma=journal_size_limit(67108864)&_pragma=wal_autocheckpoint(" + ckpt + ")"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return err

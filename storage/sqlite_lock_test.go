@@ -170,3 +170,33 @@ func TestSQLiteAckDeletesInChunks(t *testing.T) {
 	}
 	checkBatch(t, readCtx(t, s, 10), acked)
 }
+
+// TestSQLitePragmas: fsync_interval_ms 0 keeps synchronous=FULL (an fsync per
+// commit); above 0 synchronous=NORMAL with a bigger WAL between checkpoints.
+func TestSQLitePragmas(t *testing.T) {
+	for _, tc := range []struct {
+		fsync      time.Duration
+		sync, ckpt int
+	}{
+		{0, 2, 1000},
+		{100 * time.Millisecond, 1, 8192},
+	} {
+		t.Run(tc.fsync.String(), func(t *testing.T) {
+			s := openSQLiteT(t, SQLiteConfig{Path: filepath.Join(t.TempDir(), "data.db"), FsyncInterval: tc.fsync}, nil)
+			defer s.Close()
+			s.cmu.Lock()
+			defer s.cmu.Unlock()
+			var syncMode, ckpt int
+			ctx := context.Background()
+			if err := s.conn.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&syncMode); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.conn.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&ckpt); err != nil {
+				t.Fatal(err)
+			}
+			if syncMode != tc.sync || ckpt != tc.ckpt {
+				t.Fatalf("synchronous %d, wal_autocheckpoint %d; want %d, %d", syncMode, ckpt, tc.sync, tc.ckpt)
+			}
+		})
+	}
+}
