@@ -4,8 +4,10 @@
 //
 // Each configured device has its own goroutines: a reader that opens the port (and
 // reopens it with backoff when it fails), reads in blocks, cuts frames and hands them
-// to the uplink converter and then to Gateway.SendToStorage; and a writer that handles
-// attribute updates and RPCs one at a time. docs/serial.md describes every key.
+// to the uplink converter and then to Gateway.SendToStorage; and, only while it has
+// queued attribute updates or RPCs, a writer that runs them one at a time and exits
+// when the queue is empty, so that a thousand idle ports keep no idle writers.
+// docs/serial.md describes every key.
 package serial
 
 import (
@@ -36,10 +38,15 @@ type SerialConnector struct {
 	devices []*device
 	byName  map[string]*device
 
-	mu      sync.Mutex // guards opened, cancel
+	// mu guards opened, closed, runCtx and cancel, and orders every wg.Add after
+	// Open against the wg.Wait in Close: a goroutine is started only under mu while
+	// closed is false, and Close sets closed under mu before it waits.
+	mu      sync.Mutex
 	opened  bool
+	closed  bool
+	runCtx  context.Context // the devices' context, cancelled by Close
 	cancel  context.CancelFunc
-	stopped atomic.Bool
+	stopped atomic.Bool // written under mu; read without it
 	close   sync.Once
 	wg      sync.WaitGroup
 }
@@ -94,33 +101,77 @@ func newConnector(gw connector.Gateway, cfg connector.Config) (*SerialConnector,
 	return c, nil
 }
 
-// Open starts every device's goroutines and returns at once; ports are opened (and
-// reopened) in the background.
+// Open starts every device's reader and returns at once; ports are opened (and
+// reopened) in the background. A device's writer starts when it has a job.
 func (c *SerialConnector) Open(ctx context.Context) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.opened {
+		c.mu.Unlock()
 		return errors.New("serial connector: Open called twice")
+	}
+	if c.closed {
+		c.mu.Unlock()
+		return errors.New("serial connector: Open called after Close")
 	}
 	c.opened = true
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	c.cancel = cancel
+	c.runCtx, c.cancel = runCtx, cancel
 	c.stopped.Store(false)
 	for _, d := range c.devices {
-		c.wg.Add(2)
+		c.wg.Add(1)
 		go func() { defer c.wg.Done(); d.readLoop(runCtx) }()
-		go func() { defer c.wg.Done(); d.writeLoop(runCtx) }()
+	}
+	c.mu.Unlock()
+	// Attribute updates queued before Open run now. This is outside mu: a device
+	// takes its queue lock first and mu second.
+	for _, d := range c.devices {
+		d.kick()
 	}
 	c.log.Info("serial connector started", "devices", len(c.devices))
 	return nil
+}
+
+// spawn starts fn(runCtx) on a goroutine that Close waits for and reports true with a
+// nil context. Otherwise it starts nothing and reports false: before Open with a nil
+// context, and once Close has begun with a cancelled context, in which the caller may
+// run the work itself.
+func (c *SerialConnector) spawn(fn func(ctx context.Context)) (started bool, stopped context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false, c.stoppedCtx()
+	}
+	if !c.opened {
+		return false, nil
+	}
+	ctx := c.runCtx
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		fn(ctx)
+	}()
+	return true, nil
+}
+
+// stoppedCtx is the cancelled context jobs run with after Close. c.mu is held.
+func (c *SerialConnector) stoppedCtx() context.Context {
+	if c.runCtx != nil {
+		return c.runCtx // cancelled by Close
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }
 
 // Close stops every device, closes the ports, waits for the goroutines, and tells the
 // gateway the devices are gone. It is safe to call more than once.
 func (c *SerialConnector) Close() error {
 	c.close.Do(func() {
-		c.stopped.Store(true)
 		c.mu.Lock()
+		// From here on nothing adds to wg, so the Wait below waits for every
+		// goroutine the connector started.
+		c.closed = true
+		c.stopped.Store(true)
 		opened, cancel := c.opened, c.cancel
 		c.mu.Unlock()
 		if !opened {
@@ -130,6 +181,8 @@ func (c *SerialConnector) Close() error {
 		for _, d := range c.devices {
 			d.shutdown()
 		}
+		// A writer still running drains its queue with the cancelled context (every
+		// RPC gets "Connector is stopped") before it exits.
 		c.wg.Wait()
 		for _, d := range c.devices {
 			c.gw.DelDevice(d.cfg.name)
@@ -188,13 +241,12 @@ func (c *SerialConnector) ServerSideRPC(r connector.RPCRequest) {
 }
 
 // replyAsync sends a reply from a goroutine the connector waits for on Close, so that
-// the caller is not blocked by the platform's acknowledgement.
+// the caller is not blocked by the platform's acknowledgement. Before Open and after
+// Close, when no such goroutine may start, it replies on the caller's goroutine.
 func (c *SerialConnector) replyAsync(device string, id int, content any) {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
+	if started, _ := c.spawn(func(context.Context) { c.reply(device, id, content) }); !started {
 		c.reply(device, id, content)
-	}()
+	}
 }
 
 func (c *SerialConnector) reply(device string, id int, content any) {

@@ -35,8 +35,8 @@ const (
 
 var errNotConnected = errors.New("device not connected")
 
-// device is one configured device: its reader goroutine (port, framing, uplink) and
-// its writer goroutine (attribute updates, RPCs).
+// device is one configured device: its reader goroutine (port, framing, uplink) and,
+// while it has queued attribute updates or RPCs, its writer goroutine.
 type device struct {
 	c    *SerialConnector
 	cfg  *deviceConfig
@@ -56,8 +56,18 @@ type device struct {
 	waiter *responseWaiter
 	closed bool
 
-	jobs chan func(ctx context.Context)
+	// qmu guards jobs and writing. A device has a writer goroutine only while
+	// writing is true: enqueue sets it and starts one, and the writer clears it and
+	// exits when it finds jobs empty, both under qmu, so a job is never left queued
+	// with no writer to run it. Lock order: qmu, then the connector's mu.
+	qmu     sync.Mutex
+	jobs    []func(ctx context.Context) // FIFO, at most downlinkQueue; nil when idle
+	writing bool
 }
+
+// writerExited, when set by a test, is called each time a writer goroutine has found
+// its queue empty and is about to return.
+var writerExited func(d *device)
 
 // responseWaiter receives the first frame read at or after since: an RPC's response.
 type responseWaiter struct {
@@ -67,8 +77,7 @@ type responseWaiter struct {
 
 func newDevice(c *SerialConnector, dc *deviceConfig, up connector.UplinkConverter, down connector.DownlinkConverter) *device {
 	d := &device{c: c, cfg: dc, log: c.log.With("device", dc.name), up: up, down: down,
-		rpcs: make(map[string]*rpcConfig, len(dc.rpcs)), minBackoff: minBackoff, maxBackoff: maxBackoff,
-		jobs: make(chan func(context.Context), downlinkQueue)}
+		rpcs: make(map[string]*rpcConfig, len(dc.rpcs)), minBackoff: minBackoff, maxBackoff: maxBackoff}
 	if u, ok := up.(*UplinkConverter); ok {
 		d.upAt = u
 	}
@@ -309,35 +318,70 @@ func (d *device) write(b []byte) error {
 	return nil
 }
 
-// writeLoop runs the queued attribute updates and RPCs one at a time.
+// writeLoop runs the queued attribute updates and RPCs one at a time, in order, and
+// returns when the queue is empty. Jobs run with ctx even once it is cancelled: a job
+// queued when the connector closes still runs, so that every RPC gets its reply
+// ("Connector is stopped") instead of a platform timeout.
 func (d *device) writeLoop(ctx context.Context) {
 	for {
-		select {
-		case <-ctx.Done():
-			// Jobs still queued run with the cancelled context, so that every RPC
-			// gets its reply ("Connector is stopped") instead of a platform timeout.
-			for {
-				select {
-				case job := <-d.jobs:
-					job(ctx)
-				default:
-					return
-				}
+		d.qmu.Lock()
+		if len(d.jobs) == 0 {
+			// Check and exit under the lock enqueue takes: a job queued after this
+			// sees writing false and starts a new writer.
+			d.jobs = nil // an idle device keeps no queue array
+			d.writing = false
+			d.qmu.Unlock()
+			if writerExited != nil {
+				writerExited(d)
 			}
-		case job := <-d.jobs:
-			job(ctx)
+			return
 		}
+		job := d.jobs[0]
+		d.jobs[0] = nil
+		d.jobs = d.jobs[1:]
+		d.qmu.Unlock()
+		job(ctx)
 	}
 }
 
-// enqueue queues a job for the writer without blocking; it reports false when the
-// queue is full.
+// enqueue queues a job for the writer without blocking, starting a writer when none
+// runs; it reports false when the queue is full.
 func (d *device) enqueue(job func(context.Context)) bool {
-	select {
-	case d.jobs <- job:
-		return true
-	default:
+	d.qmu.Lock()
+	if len(d.jobs) >= downlinkQueue {
+		d.qmu.Unlock()
 		return false
+	}
+	d.jobs = append(d.jobs, job)
+	d.startWriterLocked()
+	return true
+}
+
+// kick starts a writer for jobs queued while no writer could start (before Open).
+func (d *device) kick() {
+	d.qmu.Lock()
+	if len(d.jobs) == 0 {
+		d.qmu.Unlock()
+		return
+	}
+	d.startWriterLocked()
+}
+
+// startWriterLocked starts the device's writer unless one runs, and unlocks qmu.
+// Before Open the jobs stay queued for Open to start them. After Close no goroutine
+// may start, so the caller drains the queue itself with the cancelled context.
+func (d *device) startWriterLocked() {
+	if d.writing {
+		d.qmu.Unlock()
+		return
+	}
+	started, stopped := d.c.spawn(d.writeLoop)
+	if started || stopped != nil {
+		d.writing = true
+	}
+	d.qmu.Unlock()
+	if stopped != nil {
+		d.writeLoop(stopped)
 	}
 }
 
