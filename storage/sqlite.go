@@ -54,9 +54,10 @@ const (
 )
 
 // SQLite is the "sqlite" storage: records are rows of a table in a WAL-mode
-// SQLite database, inserted by a single committer goroutine in one transaction per
-// group of Puts, and deleted once acknowledged, expired or pushed out by the
-// size limit.
+// SQLite database that the process holds exclusively, inserted in one transaction
+// per Put that finds the storage idle, or per group of Puts gathered by the
+// committer goroutine meanwhile, and deleted once acknowledged, expired or pushed
+// out by the size limit.
 type SQLite struct {
 	core
 	cfg SQLiteConfig
@@ -260,9 +261,9 @@ func (s *SQLite) Put(ctx context.Context, records ...[]byte) error {
 	return s.put(ctx, records)
 }
 
-// Ack implements Storage. Acknowledged rows are deleted by the committer at
-// most every 100 ms (ackEvery) or once delAckRows of them are waiting, in the
-// transaction of an insert when there is one.
+// Ack implements Storage. Acknowledged rows are deleted at most every 100 ms
+// (ackEvery), delChunk rows per transaction, in the transaction of an insert
+// when one is due.
 func (s *SQLite) Ack(b Batch) error {
 	return s.doAck(b)
 }
