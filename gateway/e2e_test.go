@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotgw/iotgw/internal/gatewaytest"
+
 	"github.com/iotgw/iotgw/config"
 	"github.com/iotgw/iotgw/connector"
 	"github.com/iotgw/iotgw/gateway"
@@ -117,36 +119,11 @@ func setupAt(t *testing.T, host string, port int, storageJSON string) (*testConn
 	must(t, err)
 	gw, err := gateway.New(cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"})
 	must(t, err)
-	stop := runGateway(t, gw)
+	stop := gatewaytest.Run(t, gw)
 	connsMu.Lock()
 	tc := conns[name]
 	connsMu.Unlock()
 	return tc, stop
-}
-
-// runGateway runs gw until stop is called or the test ends, and fails the test
-// when Run returns an error or does not stop within 6 s.
-func runGateway(t *testing.T, gw *gateway.Gateway) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gw.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			must(t, err)
-		case <-time.After(6 * time.Second):
-			t.Fatal("gateway did not stop within 6 s")
-		}
-	}
-	t.Cleanup(stop)
-	return stop
 }
 
 func must(t *testing.T, err error) {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotgw/iotgw/internal/gatewaytest"
+
 	"github.com/iotgw/iotgw/config"
 	"github.com/iotgw/iotgw/gateway"
 	"github.com/iotgw/iotgw/internal/brokertest"
@@ -82,7 +84,7 @@ func TestStorageReadErrorDoesNotSpin(t *testing.T) {
 	st := &failingRead{Storage: storage.NewMemory(storage.MemoryConfig{}, nil)}
 	gw, err := gateway.New(cfg, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Storage: st})
 	must(t, err)
-	runGateway(t, gw)
+	gatewaytest.Run(t, gw)
 	time.Sleep(time.Second)
 	n1 := st.calls.Load()
 	time.Sleep(500 * time.Millisecond)

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotgw/iotgw/internal/gatewaytest"
+
 	"github.com/iotgw/iotgw/config"
 	"github.com/iotgw/iotgw/connector"
 	"github.com/iotgw/iotgw/gateway"
@@ -91,7 +93,7 @@ func startGW(t *testing.T, b *brokertest.Broker, o envOpts) *gwEnv {
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test", Now: clock.Now,
 	})
 	must(t, err)
-	stop := runGateway(t, gw)
+	stop := gatewaytest.Run(t, gw)
 	connsMu.Lock()
 	tc := conns[name]
 	connsMu.Unlock()

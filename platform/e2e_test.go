@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotgw/iotgw/internal/gatewaytest"
+
 	"github.com/iotgw/iotgw/config"
 	_ "github.com/iotgw/iotgw/connectors/serial" // registers the serial connector
 	"github.com/iotgw/iotgw/gateway"
@@ -93,20 +95,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}
-	gwCtx, gwStop := context.WithCancel(ctx)
-	gwDone := make(chan error, 1)
-	go func() { gwDone <- gw.Run(gwCtx) }()
-	defer func() {
-		gwStop()
-		select {
-		case err := <-gwDone:
-			if err != nil {
-				t.Errorf("gateway Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("gateway did not stop within 10 s")
-		}
-	}()
+	defer gatewaytest.Run(t, gw)()
 
 	// The device appears, connected, with telemetry from the simulator.
 	waitFor(t, "SerialDevice1 with 3 humidity values", func() bool {

@@ -1,7 +1,6 @@
 package serial_test
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iotgw/iotgw/internal/gatewaytest"
 
 	"github.com/creack/pty"
 
@@ -64,20 +65,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gw.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Error(err)
-			}
-		case <-time.After(6 * time.Second):
-			t.Error("gateway did not stop within 6 s")
-		}
-	}()
+	defer gatewaytest.Run(t, gw)()
 
 	// The device is announced when its port opens.
 	if _, ok := b.WaitFor("v1/gateway/connect", func(m brokertest.Msg) bool {
